@@ -1,0 +1,91 @@
+// Audio files through libsndfile: block-wise reading and writing of interleaved float samples.
+//
+// Reading: any format libsndfile decodes (WAV, FLAC, OGG/Vorbis, Opus, AIFF, CAF, MP3, ...), any
+// channel count, 8-96 kHz. Integer formats are scaled to [-1, 1); float files are passed as stored.
+// NaN/Inf samples are reported as errors when read.
+//
+// Writing: AudioWriter writes into a hidden temporary file in the destination folder and renames it
+// over the final name only in commit(); a writer destroyed without commit() removes its temporary
+// file, so an error or a crash never leaves a partial file under the final name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace denoise {
+
+struct AudioInfo {
+  int64_t frames = 0;       // samples per channel
+  int sample_rate_hz = 0;
+  int channels = 0;
+  int format = 0;           // libsndfile SF_FORMAT_* (major | subtype)
+};
+
+// "WAV 16-bit PCM" and the like, for messages.
+std::string describe_format(int sf_format);
+
+// Lowest and highest sample rates accepted on input.
+inline constexpr int kMinSampleRateHz = 8000;
+inline constexpr int kMaxSampleRateHz = 96000;
+
+class AudioReader {
+ public:
+  // Opens and validates `path` (exists, is audio, has samples, rate within 8-96 kHz).
+  explicit AudioReader(const std::string& path);
+  ~AudioReader();
+  AudioReader(const AudioReader&) = delete;
+  AudioReader& operator=(const AudioReader&) = delete;
+
+  const AudioInfo& info() const { return info_; }
+  const std::string& path() const { return path_; }
+
+  // Reads up to `frames` frames (interleaved, channels() floats each) from the current position.
+  // Returns the number of frames read: fewer only at the end of the file.
+  int64_t read(float* interleaved, int64_t frames);
+  void seek(int64_t frame);
+
+ private:
+  std::string path_;
+  AudioInfo info_;
+  void* file_ = nullptr;  // SNDFILE*
+  int64_t position_ = 0;
+};
+
+class AudioWriter {
+ public:
+  // `format` gives the rate, channels and libsndfile format of the output.
+  AudioWriter(const std::string& path, const AudioInfo& format);
+  ~AudioWriter();
+  AudioWriter(const AudioWriter&) = delete;
+  AudioWriter& operator=(const AudioWriter&) = delete;
+
+  void write(const float* interleaved, int64_t frames);
+  // Closes the temporary file and renames it to the final path.
+  void commit();
+
+ private:
+  std::string path_;
+  std::string temp_path_;
+  AudioInfo info_;
+  void* file_ = nullptr;  // SNDFILE*
+  bool committed_ = false;
+};
+
+// Whole-file helpers (tests, noise clips, small files). Samples are planar: [channel][frame].
+struct Audio {
+  int sample_rate_hz = 0;
+  std::vector<std::vector<float>> channels;
+  int64_t frames() const { return channels.empty() ? 0 : static_cast<int64_t>(channels[0].size()); }
+};
+Audio read_audio(const std::string& path);
+// Writes through AudioWriter (temporary file + rename). `format` 0 means WAV 32-bit float.
+void write_audio(const std::string& path, const Audio& audio, int sf_format = 0);
+
+// libsndfile major format for a file extension (".wav" -> SF_FORMAT_WAV); 0 if unknown.
+int major_format_for_extension(const std::string& extension);
+// True for extensions libsndfile can decode; used to pick audio files in folders.
+bool is_audio_extension(const std::string& extension);
+
+}  // namespace denoise

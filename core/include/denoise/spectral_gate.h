@@ -1,0 +1,66 @@
+// Spectral gating after noisereduce 3.0.3 (Sainburg, https://github.com/timsainb/noisereduce):
+// stationary gating against a per-frequency threshold of the noise spectrum in dB, and
+// non-stationary gating against a time-smoothed noise floor. Parity with its outputs is tested
+// against ../shared/reference/noisereduce.
+#pragma once
+
+#include "denoise/denoiser.h"
+
+namespace denoise {
+
+// Stationary: threshold_f = mean_f + n_std * std_f of the noise's dB spectrum (each frequency's dB
+// floored 80 dB below that frequency's maximum), binary mask where the signal's dB exceeds it,
+// mixed with prop_decrease, smoothed with a triangular kernel over frequency and time.
+class StationaryGate : public Denoiser {
+ public:
+  StationaryGate(const GateOptions& options, int sample_rate_hz);
+  std::string name() const override { return "gate"; }
+  const FrontEndConfig& front_end() const override { return config_; }
+  int context_frames() const override;
+  int padding_samples() const override { return options_.padding_samples; }
+  bool uses_noise_profile() const override { return true; }
+  void set_noise(const std::vector<float>& noise) override;
+  bool needs_signal_statistics() const override { return true; }
+  void reset_signal_statistics() override;
+  void accumulate_signal_statistics(const Spectrogram& noisy) override;
+  void gains(const Spectrogram& noisy, std::vector<float>& gain) override;
+
+  // Per-frequency threshold in dB (for plots); empty before set_noise().
+  const std::vector<double>& threshold_db() const { return threshold_db_; }
+
+ private:
+  GateOptions options_;
+  FrontEndConfig config_;
+  int smooth_bins_ = 0, smooth_frames_ = 0;
+  std::vector<double> threshold_db_;
+  std::vector<float> threshold_power_;    // (10^(thr/20) - eps)^2, or -1 where always above
+  std::vector<float> row_max_magnitude_;  // per-frequency maximum |X| over the whole signal
+};
+
+// Non-stationary: noise floor S = time-smoothed |X| (zero-phase first-order IIR, filtfilt, with
+// time_constant_s), mask = sigmoid(slope * ((|X| - S)/S - n_mult)), smoothed, mixed with
+// prop_decrease. With options.causal the IIR runs forward only and time smoothing looks back only.
+class NonStationaryGate : public Denoiser {
+ public:
+  NonStationaryGate(const GateOptions& options, int sample_rate_hz);
+  std::string name() const override { return "gate-nonstationary"; }
+  const FrontEndConfig& front_end() const override { return config_; }
+  int context_frames() const override { return context_frames_; }
+  int padding_samples() const override { return options_.padding_samples; }
+  void gains(const Spectrogram& noisy, std::vector<float>& gain) override;
+
+ private:
+  GateOptions options_;
+  FrontEndConfig config_;
+  int smooth_bins_ = 0, smooth_frames_ = 0;
+  double iir_b_ = 0;  // y[n] = b x[n] + (1 - b) y[n-1]
+  int context_frames_ = 0;
+};
+
+// Smooths a frame-major [frames x bins] mask in place with noisereduce's triangular kernel
+// (half-widths in bins and frames; scipy.signal.fftconvolve(mode="same") with zeros outside).
+// With causal=true the time kernel is the past half only, renormalised.
+void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, int half_bins,
+                            int half_frames, bool causal);
+
+}  // namespace denoise

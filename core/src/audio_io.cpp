@@ -1,0 +1,224 @@
+#include "denoise/audio_io.h"
+
+#include <sndfile.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "denoise/error.h"
+
+namespace fs = std::filesystem;
+
+namespace denoise {
+namespace {
+
+SNDFILE* as_sndfile(void* p) { return static_cast<SNDFILE*>(p); }
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+struct ExtensionFormat {
+  const char* extension;
+  int major;
+};
+constexpr ExtensionFormat kExtensions[] = {
+    {".wav", SF_FORMAT_WAV},   {".wave", SF_FORMAT_WAV},  {".flac", SF_FORMAT_FLAC},
+    {".ogg", SF_FORMAT_OGG},   {".oga", SF_FORMAT_OGG},   {".opus", SF_FORMAT_OGG},
+    {".aiff", SF_FORMAT_AIFF}, {".aif", SF_FORMAT_AIFF},  {".aifc", SF_FORMAT_AIFF},
+    {".au", SF_FORMAT_AU},     {".snd", SF_FORMAT_AU},    {".caf", SF_FORMAT_CAF},
+    {".w64", SF_FORMAT_W64},   {".rf64", SF_FORMAT_RF64}, {".mp3", SF_FORMAT_MPEG},
+};
+
+}  // namespace
+
+int major_format_for_extension(const std::string& extension) {
+  const std::string e = lower(extension);
+  for (const auto& f : kExtensions)
+    if (e == f.extension) return f.major;
+  return 0;
+}
+
+bool is_audio_extension(const std::string& extension) {
+  return major_format_for_extension(extension) != 0;
+}
+
+std::string describe_format(int sf_format) {
+  SF_FORMAT_INFO major{}, sub{};
+  major.format = sf_format & SF_FORMAT_TYPEMASK;
+  sub.format = sf_format & SF_FORMAT_SUBMASK;
+  std::string text;
+  if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &major, sizeof(major)) == 0) text = major.name;
+  if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &sub, sizeof(sub)) == 0) text += std::string(", ") + sub.name;
+  return text.empty() ? "unknown format" : text;
+}
+
+AudioReader::AudioReader(const std::string& path) : path_(path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) throw Error(path + ": no such file");
+  if (fs::is_directory(status)) throw Error(path + ": is a directory, expected an audio file");
+  if (fs::file_size(path, ec) == 0) throw Error(path + ": empty file (0 bytes)");
+
+  SF_INFO sf{};
+  SNDFILE* file = sf_open(path.c_str(), SFM_READ, &sf);
+  if (!file) {
+    throw Error(path + ": cannot read as audio (" + std::string(sf_strerror(nullptr)) + ")");
+  }
+  file_ = file;
+  info_.frames = sf.frames;
+  info_.sample_rate_hz = sf.samplerate;
+  info_.channels = sf.channels;
+  info_.format = sf.format;
+  auto fail = [&](const std::string& why) {
+    sf_close(file);
+    file_ = nullptr;
+    throw Error(path + ": " + why);
+  };
+  if (sf.channels < 1) fail("no channels in the file");
+  if (sf.frames <= 0 || sf.frames == SF_COUNT_MAX) fail("no audio samples (zero-length or truncated file)");
+  if (sf.samplerate < kMinSampleRateHz || sf.samplerate > kMaxSampleRateHz) {
+    fail("sample rate " + std::to_string(sf.samplerate) + " Hz is outside the supported " +
+         std::to_string(kMinSampleRateHz) + "-" + std::to_string(kMaxSampleRateHz) + " Hz");
+  }
+  // Integer files are read scaled to [-1, 1); writing floats to integer files clips instead of
+  // wrapping (the limiter keeps peaks below full scale, this is the last safety net).
+  sf_command(file, SFC_SET_NORM_FLOAT, nullptr, SF_TRUE);
+}
+
+AudioReader::~AudioReader() {
+  if (file_) sf_close(as_sndfile(file_));
+}
+
+int64_t AudioReader::read(float* interleaved, int64_t frames) {
+  const int64_t want = std::min<int64_t>(frames, info_.frames - position_);
+  if (want <= 0) return 0;
+  const sf_count_t got = sf_readf_float(as_sndfile(file_), interleaved, want);
+  const int err = sf_error(as_sndfile(file_));
+  if (got < want || err != SF_ERR_NO_ERROR) {
+    const std::string why = err != SF_ERR_NO_ERROR ? sf_strerror(as_sndfile(file_)) : "unexpected end of data";
+    throw Error(path_ + ": truncated or corrupt audio data at sample " +
+                std::to_string(position_ + std::max<int64_t>(got, 0)) + " of " +
+                std::to_string(info_.frames) + " (" + why + ")");
+  }
+  const int64_t n = got * info_.channels;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(interleaved[i])) {
+      throw Error(path_ + ": contains NaN or infinite samples (first at sample " +
+                  std::to_string(position_ + i / info_.channels) + ")");
+    }
+  }
+  position_ += got;
+  return got;
+}
+
+void AudioReader::seek(int64_t frame) {
+  if (sf_seek(as_sndfile(file_), frame, SEEK_SET) < 0) {
+    throw Error(path_ + ": cannot seek to sample " + std::to_string(frame) + " (" +
+                sf_strerror(as_sndfile(file_)) + ")");
+  }
+  position_ = frame;
+}
+
+AudioWriter::AudioWriter(const std::string& path, const AudioInfo& format)
+    : path_(path), info_(format) {
+  const fs::path target(path);
+  fs::path dir = target.parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(path + ": output folder " + dir.string() + " does not exist");
+  std::random_device rd;
+  temp_path_ = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(rd() % 1000000)))
+                   .string();
+  SF_INFO sf{};
+  sf.samplerate = format.sample_rate_hz;
+  sf.channels = format.channels;
+  sf.format = format.format;
+  if (!sf_format_check(&sf)) {
+    throw Error(path + ": cannot write " + describe_format(format.format) + " with " +
+                std::to_string(format.channels) + " channels at " +
+                std::to_string(format.sample_rate_hz) + " Hz");
+  }
+  SNDFILE* file = sf_open(temp_path_.c_str(), SFM_WRITE, &sf);
+  if (!file) {
+    const int e = errno;
+    std::string why = sf_strerror(nullptr);
+    if (access(dir.c_str(), W_OK) != 0) why = "output folder " + dir.string() + " is not writable";
+    else if (e != 0) why += std::string(" (") + std::strerror(e) + ")";
+    throw Error(path + ": cannot create output: " + why);
+  }
+  file_ = file;
+  sf_command(file, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  // Vorbis/Opus quality: libsndfile's default (0.4) is audibly lossy for denoised speech.
+  double quality = 0.7;
+  sf_command(file, SFC_SET_VBR_ENCODING_QUALITY, &quality, sizeof(quality));
+}
+
+AudioWriter::~AudioWriter() {
+  if (file_) sf_close(as_sndfile(file_));
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove(temp_path_, ec);
+  }
+}
+
+void AudioWriter::write(const float* interleaved, int64_t frames) {
+  if (frames <= 0) return;
+  const sf_count_t put = sf_writef_float(as_sndfile(file_), interleaved, frames);
+  if (put != frames) {
+    throw Error(path_ + ": write failed (" + std::string(sf_strerror(as_sndfile(file_))) + ")");
+  }
+}
+
+void AudioWriter::commit() {
+  if (committed_) return;
+  sf_write_sync(as_sndfile(file_));
+  const int rc = sf_close(as_sndfile(file_));
+  file_ = nullptr;
+  if (rc != 0) throw Error(path_ + ": finishing the output failed (" + std::string(sf_error_number(rc)) + ")");
+  std::error_code ec;
+  fs::rename(temp_path_, path_, ec);
+  if (ec) throw Error(path_ + ": cannot move the finished output into place (" + ec.message() + ")");
+  committed_ = true;
+}
+
+Audio read_audio(const std::string& path) {
+  AudioReader reader(path);
+  const AudioInfo& info = reader.info();
+  Audio audio;
+  audio.sample_rate_hz = info.sample_rate_hz;
+  audio.channels.assign(info.channels, std::vector<float>(info.frames));
+  constexpr int64_t kBlock = 65536;
+  std::vector<float> buffer(kBlock * info.channels);
+  int64_t pos = 0;
+  while (pos < info.frames) {
+    const int64_t got = reader.read(buffer.data(), kBlock);
+    if (got == 0) break;
+    for (int64_t i = 0; i < got; ++i)
+      for (int c = 0; c < info.channels; ++c) audio.channels[c][pos + i] = buffer[i * info.channels + c];
+    pos += got;
+  }
+  return audio;
+}
+
+void write_audio(const std::string& path, const Audio& audio, int sf_format) {
+  AudioInfo info;
+  info.sample_rate_hz = audio.sample_rate_hz;
+  info.channels = static_cast<int>(audio.channels.size());
+  info.frames = audio.frames();
+  info.format = sf_format != 0 ? sf_format : (SF_FORMAT_WAV | SF_FORMAT_FLOAT);
+  AudioWriter writer(path, info);
+  std::vector<float> inter(static_cast<size_t>(info.frames) * info.channels);
+  for (int64_t i = 0; i < info.frames; ++i)
+    for (int c = 0; c < info.channels; ++c) inter[i * info.channels + c] = audio.channels[c][i];
+  writer.write(inter.data(), info.frames);
+  writer.commit();
+}
+
+}  // namespace denoise

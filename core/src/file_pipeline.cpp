@@ -1,0 +1,311 @@
+#include "denoise/file_pipeline.h"
+
+#include <sndfile.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "denoise/audio_io.h"
+#include "denoise/error.h"
+#include "denoise/limiter.h"
+#include "denoise/resample.h"
+
+namespace fs = std::filesystem;
+
+namespace denoise {
+namespace {
+
+// Reads planar samples [start, start + count) of the input, zeros outside [0, frames).
+using SourceFn = std::function<void(int64_t start, int64_t count, std::vector<std::vector<float>>&)>;
+// Receives each block of denoised planar samples, in order.
+using SinkFn = std::function<void(const std::vector<std::vector<float>>&, int64_t count)>;
+
+constexpr int64_t kDefaultBlockSamples = int64_t{1} << 21;
+
+// The block engine shared by files and in-memory audio. Each block of output samples is computed
+// from the frames that overlap it plus the method's context frames on each side, so the result
+// equals processing the whole signal at once (see Denoiser::context_frames).
+void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
+                std::vector<std::unique_ptr<Denoiser>>& denoisers, int64_t block_samples,
+                const SinkFn& sink, const std::function<void(int64_t, int64_t)>& progress,
+                int64_t* blocks_out) {
+  Denoiser& first = *denoisers[0];
+  FrontEnd fe(first.front_end());
+  const int64_t hop = fe.hop(), n_fft = fe.n_fft();
+  const int64_t half = fe.config().center ? n_fft / 2 : 0;
+  const int64_t pad = first.padding_samples();
+  // Virtual signal: `pad` zeros, the input, `pad` zeros, then zeros to a whole number of hops
+  // (scipy.signal.stft's padded=True), so every sample has a full set of frames.
+  const int64_t virtual_len = ((n_samples + 2 * pad + hop - 1) / hop) * hop;
+  const int64_t total_frames = fe.num_frames(virtual_len);
+  const int64_t context = first.context_frames();
+  if (block_samples <= 0) block_samples = std::max<int64_t>(kDefaultBlockSamples, 4 * context * hop);
+  const int64_t n_blocks = (n_samples + block_samples - 1) / block_samples;
+  if (blocks_out) *blocks_out = n_blocks;
+
+  // Padded coordinate q of original sample i: q = i + pad + half. Frame k spans [k*hop, k*hop+n_fft).
+  std::vector<std::vector<float>> raw(channels);
+  auto read_frames = [&](int64_t k0, int64_t k1) {
+    const int64_t q0 = k0 * hop, q1 = (k1 - 1) * hop + n_fft;
+    source(q0 - pad - half, q1 - q0, raw);
+  };
+  Spectrogram spec;
+  std::vector<float> gains;
+
+  // Whole-signal statistics (e.g. the stationary gate's per-frequency maximum) need a first pass
+  // over every frame when the signal does not fit one block.
+  const bool stats = first.needs_signal_statistics();
+  if (stats) {
+    for (auto& d : denoisers) d->reset_signal_statistics();
+    if (n_blocks > 1) {
+      const int64_t frames_per_pass = std::max<int64_t>(1, block_samples / hop);
+      for (int64_t k0 = 0; k0 < total_frames; k0 += frames_per_pass) {
+        const int64_t k1 = std::min(total_frames, k0 + frames_per_pass);
+        read_frames(k0, k1);
+        for (int c = 0; c < channels; ++c) {
+          fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
+          denoisers[c]->accumulate_signal_statistics(spec);
+        }
+      }
+    }
+  }
+
+  std::vector<std::vector<float>> out(channels);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t s = b * block_samples;
+    const int64_t count = std::min(block_samples, n_samples - s);
+    const int64_t qa = s + pad + half, qb = qa + count;
+    // Frames overlapping [qa, qb), then the context around them.
+    const int64_t k_first = std::max<int64_t>(0, (qa - n_fft) / hop + 1);
+    const int64_t k_last = std::min<int64_t>(total_frames - 1, (qb - 1) / hop);
+    const int64_t k0 = std::max<int64_t>(0, k_first - context);
+    const int64_t k1 = std::min<int64_t>(total_frames, k_last + 1 + context);
+    read_frames(k0, k1);
+    for (int c = 0; c < channels; ++c) {
+      fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
+      if (stats && n_blocks == 1) denoisers[c]->accumulate_signal_statistics(spec);
+      denoisers[c]->gains(spec, gains);
+      for (size_t i = 0; i < spec.bins.size(); ++i) spec.bins[i] *= gains[i];
+      out[c].resize(count);
+      fe.synthesize_range(spec, k0, total_frames, qa, qb, out[c].data());
+    }
+    sink(out, count);
+    if (progress) progress(s + count, n_samples);
+  }
+}
+
+std::vector<float> mix_to_mono(const Audio& a) {
+  std::vector<float> mono(a.frames(), 0.f);
+  for (const auto& ch : a.channels)
+    for (size_t i = 0; i < mono.size(); ++i) mono[i] += ch[i];
+  for (auto& v : mono) v /= static_cast<float>(a.channels.size());
+  return mono;
+}
+
+std::string extension_of(const std::string& path) { return fs::path(path).extension().string(); }
+
+int output_format(const AudioInfo& in, const std::string& out_path, const std::string& bits) {
+  std::string ext = extension_of(out_path);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const int major = major_format_for_extension(ext);
+  if (major == 0) throw Error(out_path + ": unknown output format '" + ext + "' (use .wav, .flac, .ogg, ...)");
+  const int in_major = in.format & SF_FORMAT_TYPEMASK;
+  int sub = in.format & SF_FORMAT_SUBMASK;
+  if (ext == ".opus") sub = SF_FORMAT_OPUS;
+  else if (major == SF_FORMAT_OGG && sub != SF_FORMAT_VORBIS && sub != SF_FORMAT_OPUS) sub = SF_FORMAT_VORBIS;
+  else if (major == SF_FORMAT_MPEG) sub = SF_FORMAT_MPEG_LAYER_III;
+  const bool lossy = sub == SF_FORMAT_VORBIS || sub == SF_FORMAT_OPUS || sub == SF_FORMAT_MPEG_LAYER_III ||
+                     sub == SF_FORMAT_MPEG_LAYER_I || sub == SF_FORMAT_MPEG_LAYER_II;
+  if (major != in_major && major != SF_FORMAT_OGG && major != SF_FORMAT_MPEG && lossy) sub = SF_FORMAT_PCM_16;
+  if (!bits.empty()) {
+    if (major == SF_FORMAT_OGG || major == SF_FORMAT_MPEG)
+      throw Error(out_path + ": --bits does not apply to a lossy format");
+    if (bits == "8") sub = major == SF_FORMAT_WAV ? SF_FORMAT_PCM_U8 : SF_FORMAT_PCM_S8;
+    else if (bits == "16") sub = SF_FORMAT_PCM_16;
+    else if (bits == "24") sub = SF_FORMAT_PCM_24;
+    else if (bits == "32") sub = SF_FORMAT_PCM_32;
+    else if (bits == "f32") sub = SF_FORMAT_FLOAT;
+    else if (bits == "f64") sub = SF_FORMAT_DOUBLE;
+    else throw Error("--bits must be 8, 16, 24, 32, f32 or f64, got '" + bits + "'");
+  }
+  SF_INFO check{};
+  check.samplerate = in.sample_rate_hz;
+  check.channels = in.channels;
+  check.format = major | sub;
+  if (!sf_format_check(&check)) {
+    // The input's sample format does not exist in the output container (e.g. float in FLAC).
+    if (!bits.empty())
+      throw Error(out_path + ": " + describe_format(major | sub) + " is not a valid combination");
+    check.format = major | SF_FORMAT_PCM_24;
+    if (!sf_format_check(&check)) check.format = major | SF_FORMAT_PCM_16;
+    if (!sf_format_check(&check)) throw Error(out_path + ": cannot write this format");
+  }
+  return check.format;
+}
+
+// Per-channel noise sample for methods with a noise profile.
+std::vector<std::vector<float>> noise_samples(const Denoiser& d, const PipelineOptions& options,
+                                              const SourceFn& source, int64_t n_samples,
+                                              int channels, int rate, const std::string& label) {
+  std::vector<std::vector<float>> noise(channels);
+  if (!options.noise_clip_path.empty()) {
+    Audio clip = read_audio(options.noise_clip_path);
+    std::vector<std::vector<float>> per_channel;
+    if (static_cast<int>(clip.channels.size()) == channels) per_channel = clip.channels;
+    else per_channel.assign(channels, mix_to_mono(clip));
+    for (int c = 0; c < channels; ++c) noise[c] = resample(per_channel[c], clip.sample_rate_hz, rate);
+    return noise;
+  }
+  const double seconds = options.noise_seconds >= 0 ? options.noise_seconds : d.default_noise_seconds();
+  int64_t count = n_samples;
+  if (seconds >= 0) {
+    count = static_cast<int64_t>(std::llround(seconds * rate));
+    if (count < 1) throw Error("--noise-seconds must be > 0");
+    if (count > n_samples) {
+      throw Error(label + ": --noise-seconds " + std::to_string(seconds) + " is longer than the file (" +
+                  std::to_string(static_cast<double>(n_samples) / rate) + " s)");
+    }
+  }
+  // Methods clip long noise sources themselves; never read more than 10 minutes here.
+  count = std::min<int64_t>(count, int64_t{600} * rate);
+  source(0, count, noise);
+  return noise;
+}
+
+std::vector<std::unique_ptr<Denoiser>> make_denoisers(const PipelineOptions& options, int channels, int rate) {
+  std::vector<std::unique_ptr<Denoiser>> ds;
+  for (int c = 0; c < channels; ++c) ds.push_back(make_denoiser(options.method, options.method_options, rate));
+  return ds;
+}
+
+void check_length(const Denoiser& d, int64_t n_samples, const std::string& label) {
+  const int n_fft = d.front_end().n_fft;
+  if (n_samples < n_fft) {
+    throw Error(label + ": too short to denoise (" + std::to_string(n_samples) + " samples, the " + d.name() +
+                " method needs at least one " + std::to_string(n_fft) + "-sample analysis frame)");
+  }
+}
+
+}  // namespace
+
+std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<float>>& channels,
+                                                 int sample_rate_hz, const PipelineOptions& options,
+                                                 const std::vector<float>* noise) {
+  const int n_ch = static_cast<int>(channels.size());
+  if (n_ch == 0) return {};
+  const int64_t n = static_cast<int64_t>(channels[0].size());
+  auto denoisers = make_denoisers(options, n_ch, sample_rate_hz);
+  check_length(*denoisers[0], n, "input");
+  SourceFn source = [&](int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
+    for (int c = 0; c < n_ch; ++c) {
+      out[c].assign(count, 0.f);
+      const int64_t lo = std::max<int64_t>(0, start), hi = std::min<int64_t>(n, start + count);
+      for (int64_t i = lo; i < hi; ++i) out[c][i - start] = channels[c][i];
+    }
+  };
+  if (denoisers[0]->uses_noise_profile()) {
+    if (noise) {
+      for (auto& d : denoisers) d->set_noise(*noise);
+    } else {
+      auto ns = noise_samples(*denoisers[0], options, source, n, n_ch, sample_rate_hz, "input");
+      for (int c = 0; c < n_ch; ++c) denoisers[c]->set_noise(ns[c]);
+    }
+  }
+  std::vector<std::vector<float>> result(n_ch);
+  SinkFn sink = [&](const std::vector<std::vector<float>>& block, int64_t count) {
+    for (int c = 0; c < n_ch; ++c) result[c].insert(result[c].end(), block[c].begin(), block[c].begin() + count);
+  };
+  run_blocks(source, n, n_ch, denoisers, options.block_samples, sink, {}, nullptr);
+  return result;
+}
+
+FileReport denoise_file(const std::string& input, const std::string& output,
+                        const PipelineOptions& options,
+                        const std::function<void(int64_t, int64_t)>& progress) {
+  std::error_code ec;
+  if (fs::exists(output, ec) && fs::equivalent(input, output, ec))
+    throw Error(output + ": output is the input file; refusing to overwrite it");
+
+  AudioReader reader(input);
+  const AudioInfo info = reader.info();
+  const int ch = info.channels;
+  const int64_t n = info.frames;
+  auto denoisers = make_denoisers(options, ch, info.sample_rate_hz);
+  check_length(*denoisers[0], n, input);
+
+  const int out_rate = options.output_rate_hz > 0 ? options.output_rate_hz : info.sample_rate_hz;
+  if (out_rate < kMinSampleRateHz || out_rate > kMaxSampleRateHz)
+    throw Error("--rate " + std::to_string(out_rate) + " Hz is outside 8000-96000 Hz");
+  AudioInfo out_info = info;
+  out_info.sample_rate_hz = out_rate;
+  out_info.format = output_format(info, output, options.output_bits);
+
+  std::vector<float> inter;
+  SourceFn source = [&](int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
+    for (int c = 0; c < ch; ++c) out[c].assign(count, 0.f);
+    const int64_t lo = std::max<int64_t>(0, start), hi = std::min<int64_t>(n, start + count);
+    if (hi <= lo) return;
+    inter.resize(static_cast<size_t>(hi - lo) * ch);
+    reader.seek(lo);
+    const int64_t got = reader.read(inter.data(), hi - lo);
+    for (int64_t i = 0; i < got; ++i)
+      for (int c = 0; c < ch; ++c) out[c][lo - start + i] = inter[i * ch + c];
+  };
+
+  if (denoisers[0]->uses_noise_profile()) {
+    auto ns = noise_samples(*denoisers[0], options, source, n, ch, info.sample_rate_hz, input);
+    for (int c = 0; c < ch; ++c) denoisers[c]->set_noise(ns[c]);
+  }
+
+  AudioWriter writer(output, out_info);
+  std::unique_ptr<Resampler> resampler;
+  if (out_rate != info.sample_rate_hz) resampler = std::make_unique<Resampler>(ch, info.sample_rate_hz, out_rate);
+  PeakLimiter limiter(ch, out_rate);
+  const float gain = static_cast<float>(std::pow(10.0, options.gain_db / 20.0));
+  const int64_t out_total = resampler ? static_cast<int64_t>(std::llround(n * resampler->ratio())) : n;
+  int64_t written = 0, consumed = 0;
+  std::vector<float> block_inter, resampled, limited;
+
+  auto emit = [&](const float* data, int64_t frames) {
+    frames = std::min(frames, out_total - written);  // the resampler may overshoot by a few frames
+    if (frames <= 0) return;
+    writer.write(data, frames);
+    written += frames;
+  };
+  SinkFn sink = [&](const std::vector<std::vector<float>>& block, int64_t count) {
+    block_inter.resize(static_cast<size_t>(count) * ch);
+    for (int64_t i = 0; i < count; ++i)
+      for (int c = 0; c < ch; ++c) block_inter[i * ch + c] = block[c][i] * gain;
+    consumed += count;
+    const float* data = block_inter.data();
+    int64_t frames = count;
+    if (resampler) {
+      resampled.clear();
+      resampler->process(block_inter.data(), count, consumed == n, resampled);
+      data = resampled.data();
+      frames = static_cast<int64_t>(resampled.size()) / ch;
+    }
+    limited.clear();
+    limiter.process(data, frames, limited);
+    emit(limited.data(), static_cast<int64_t>(limited.size()) / ch);
+  };
+
+  FileReport report;
+  run_blocks(source, n, ch, denoisers, options.block_samples, sink, progress, &report.blocks);
+  limited.clear();
+  limiter.flush(limited);
+  emit(limited.data(), static_cast<int64_t>(limited.size()) / ch);
+  if (written < out_total) {  // the resampler produced a few frames fewer than the exact ratio
+    std::vector<float> zeros(static_cast<size_t>(out_total - written) * ch, 0.f);
+    emit(zeros.data(), out_total - written);
+  }
+  writer.commit();
+  report.frames = written;
+  report.sample_rate_hz = out_rate;
+  report.channels = ch;
+  report.limiter_reduction_db = limiter.max_reduction_db();
+  return report;
+}
+
+}  // namespace denoise

@@ -1,0 +1,234 @@
+#include "denoise/spectral_gate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "denoise/error.h"
+
+namespace denoise {
+namespace {
+
+// numpy's float64 eps, added to magnitudes before dB as noisereduce's _amp_to_db does.
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+// noisereduce floors each frequency's dB at its maximum minus this (top_db).
+constexpr double kTopDb = 80.0;
+
+FrontEndConfig gate_front_end(int n_fft, int hop, int sample_rate_hz) {
+  FrontEndConfig c;
+  c.sample_rate_hz = sample_rate_hz;
+  c.n_fft = n_fft;
+  c.hop_length = hop;
+  c.window = WindowType::kHann;
+  c.center = true;
+  c.validate();
+  return c;
+}
+
+// Half-widths of noisereduce's smoothing kernel (its n_grad_freq / n_grad_time); a value of 1 in
+// both turns smoothing off there, as in noisereduce.
+void smoothing_widths(const GateOptions& o, int sample_rate_hz, int& bins, int& frames) {
+  const double bin_hz = sample_rate_hz / (o.n_fft / 2.0);
+  const double hop_ms = 1000.0 * o.hop_length / sample_rate_hz;
+  bins = o.freq_mask_smooth_hz > 0 ? static_cast<int>(o.freq_mask_smooth_hz / bin_hz) : 1;
+  frames = o.time_mask_smooth_ms > 0 ? static_cast<int>(o.time_mask_smooth_ms / hop_ms) : 1;
+  if (bins < 1)
+    throw Error("gate: --freq-smooth-hz must be at least " + std::to_string(static_cast<int>(bin_hz)) +
+                " Hz at this rate and FFT size");
+  if (frames < 1)
+    throw Error("gate: --time-smooth-ms must be at least " + std::to_string(static_cast<int>(hop_ms)) +
+                " ms at this rate and hop");
+  if (bins == 1 && frames == 1) bins = frames = 0;
+}
+
+void check_common(const GateOptions& o) {
+  if (o.prop_decrease < 0 || o.prop_decrease > 1) throw Error("gate: --prop-decrease must be in [0, 1]");
+  if (o.padding_samples < 0) throw Error("gate: padding must be >= 0");
+}
+
+// Noise signal -> frames as scipy.signal.stft(padded=True) frames it: zeros appended to a whole
+// number of hops, so the last partial hop gets its own frame.
+void analyze_noise(FrontEnd& fe, const std::vector<float>& noise, int64_t limit, Spectrogram& out) {
+  int64_t n = static_cast<int64_t>(noise.size());
+  if (limit > 0) n = std::min(n, limit);
+  const int64_t hop = fe.hop();
+  std::vector<float> padded(((n + hop - 1) / hop) * hop, 0.f);
+  std::copy(noise.begin(), noise.begin() + n, padded.begin());
+  fe.analyze(padded.data(), static_cast<int64_t>(padded.size()), out);
+}
+
+}  // namespace
+
+void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, int half_bins,
+                            int half_frames, bool causal) {
+  if (half_bins <= 0 && half_frames <= 0) return;
+  // Frequency: triangle = box(n+1) * box(n+1), done with prefix sums; zeros outside [0, bins).
+  if (half_bins > 0) {
+    const int nb = half_bins;
+    const double norm = 1.0 / ((nb + 1.0) * (nb + 1.0));
+    std::vector<double> prefix(bins + 1), box(bins + nb + 1), prefix2(bins + nb + 2);
+    for (int64_t t = 0; t < frames; ++t) {
+      float* row = mask.data() + t * bins;
+      prefix[0] = 0;
+      for (int f = 0; f < bins; ++f) prefix[f + 1] = prefix[f] + row[f];
+      // box[i] = sum_{j=0..nb} x[i-j] for i in [0, bins + nb)
+      for (int i = 0; i < bins + nb; ++i) box[i] = prefix[std::min(i + 1, bins)] - prefix[std::max(0, i - nb)];
+      prefix2[0] = 0;
+      for (int i = 0; i < bins + nb; ++i) prefix2[i + 1] = prefix2[i] + box[i];
+      // out[f] = sum_{j=0..nb} box[f+j]
+      for (int f = 0; f < bins; ++f) row[f] = static_cast<float>((prefix2[f + nb + 1] - prefix2[f]) * norm);
+    }
+  }
+  // Time: direct weights (few taps), vectorised across bins.
+  if (half_frames > 0) {
+    const int nt = half_frames;
+    std::vector<float> weights;  // for offsets k = -nt..nt (or -nt..0 when causal)
+    double wsum = 0;
+    const int k_hi = causal ? 0 : nt;
+    for (int k = -nt; k <= k_hi; ++k) {
+      weights.push_back(static_cast<float>(nt + 1 - std::abs(k)));
+      wsum += nt + 1 - std::abs(k);
+    }
+    for (auto& w : weights) w = static_cast<float>(w / wsum);
+    const std::vector<float> src = mask;
+    for (int64_t t = 0; t < frames; ++t) {
+      float* out = mask.data() + t * bins;
+      std::fill(out, out + bins, 0.f);
+      for (int k = -nt; k <= k_hi; ++k) {
+        const int64_t s = t + k;
+        if (s < 0 || s >= frames) continue;
+        const float w = weights[k + nt];
+        const float* in = src.data() + s * bins;
+        for (int f = 0; f < bins; ++f) out[f] += w * in[f];
+      }
+    }
+  }
+}
+
+StationaryGate::StationaryGate(const GateOptions& options, int sample_rate_hz)
+    : options_(options), config_(gate_front_end(options.n_fft, options.hop_length, sample_rate_hz)) {
+  check_common(options_);
+  if (options_.n_std_thresh_stationary < 0) throw Error("gate: --n-std must be >= 0");
+  smoothing_widths(options_, sample_rate_hz, smooth_bins_, smooth_frames_);
+}
+
+int StationaryGate::context_frames() const { return smooth_frames_; }
+
+void StationaryGate::set_noise(const std::vector<float>& noise) {
+  FrontEnd fe(config_);
+  Spectrogram spec;
+  analyze_noise(fe, noise, options_.noise_clip_samples, spec);
+  if (spec.n_frames < 1) throw Error("gate: the noise sample is empty");
+  const int bins = spec.n_bins;
+  std::vector<double> db(static_cast<size_t>(spec.n_frames) * bins);
+  std::vector<double> row_max(bins, -std::numeric_limits<double>::infinity());
+  for (int64_t t = 0; t < spec.n_frames; ++t)
+    for (int f = 0; f < bins; ++f) {
+      const double v = 20.0 * std::log10(std::abs(spec.frame(t)[f]) + kEps);
+      db[t * bins + f] = v;
+      row_max[f] = std::max(row_max[f], v);
+    }
+  threshold_db_.assign(bins, 0.0);
+  threshold_power_.assign(bins, 0.f);
+  for (int f = 0; f < bins; ++f) {
+    double sum = 0, sum_sq = 0;
+    const double floor_db = row_max[f] - kTopDb;
+    for (int64_t t = 0; t < spec.n_frames; ++t) {
+      const double v = std::max(db[t * bins + f], floor_db);
+      sum += v;
+      sum_sq += v * v;
+    }
+    const double mean = sum / spec.n_frames;
+    const double var = std::max(0.0, sum_sq / spec.n_frames - mean * mean);
+    threshold_db_[f] = mean + std::sqrt(var) * options_.n_std_thresh_stationary;
+    // Signal dB > threshold  <=>  |X| > 10^(thr/20) - eps, compared in power to skip the log.
+    const double amp = std::pow(10.0, threshold_db_[f] / 20.0) - kEps;
+    threshold_power_[f] = amp > 0 ? static_cast<float>(amp * amp) : -1.f;
+  }
+}
+
+void StationaryGate::reset_signal_statistics() { row_max_magnitude_.clear(); }
+
+void StationaryGate::accumulate_signal_statistics(const Spectrogram& noisy) {
+  if (row_max_magnitude_.empty()) row_max_magnitude_.assign(noisy.n_bins, 0.f);
+  for (int64_t t = 0; t < noisy.n_frames; ++t) {
+    const auto* x = noisy.frame(t);
+    for (int f = 0; f < noisy.n_bins; ++f) row_max_magnitude_[f] = std::max(row_max_magnitude_[f], std::abs(x[f]));
+  }
+}
+
+void StationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain) {
+  if (threshold_power_.empty()) throw Error("gate: no noise profile was set");
+  const int bins = noisy.n_bins;
+  if (bins != static_cast<int>(threshold_power_.size())) throw Error("gate: spectrogram size mismatch");
+  if (row_max_magnitude_.empty()) accumulate_signal_statistics(noisy);
+  // A frequency whose floored dB (max - 80) is above the threshold passes everywhere.
+  std::vector<float> pass_power(bins);
+  for (int f = 0; f < bins; ++f) {
+    const double floor_db = 20.0 * std::log10(row_max_magnitude_[f] + kEps) - kTopDb;
+    pass_power[f] = floor_db > threshold_db_[f] ? -1.f : threshold_power_[f];
+  }
+  const float on = 1.f, off = static_cast<float>(1.0 - options_.prop_decrease);
+  gain.resize(noisy.bins.size());
+  for (int64_t t = 0; t < noisy.n_frames; ++t) {
+    const auto* x = noisy.frame(t);
+    float* g = gain.data() + t * bins;
+    for (int f = 0; f < bins; ++f) g[f] = std::norm(x[f]) > pass_power[f] ? on : off;
+  }
+  smooth_mask_triangular(gain, noisy.n_frames, bins, smooth_bins_, smooth_frames_, options_.causal);
+}
+
+NonStationaryGate::NonStationaryGate(const GateOptions& options, int sample_rate_hz)
+    : options_(options), config_(gate_front_end(options.n_fft, options.hop_length, sample_rate_hz)) {
+  check_common(options_);
+  if (options_.time_constant_s <= 0) throw Error("gate-nonstationary: --time-constant-s must be > 0");
+  smoothing_widths(options_, sample_rate_hz, smooth_bins_, smooth_frames_);
+  // noisereduce's get_time_smoothed_representation: b solves b^2 + (1-b)/t - 2 = 0 ... its closed
+  // form, t the time constant in frames.
+  const double t_frames = options_.time_constant_s * sample_rate_hz / options_.hop_length;
+  iir_b_ = (std::sqrt(1.0 + 4.0 * t_frames * t_frames) - 1.0) / (2.0 * t_frames * t_frames);
+  // The smoothed floor forgets a frame by (1-b) per frame: after this many the influence of the
+  // context's edge is below 1e-7 of the signal level.
+  const double decay = std::log(1e-7) / std::log(1.0 - iir_b_);
+  context_frames_ = static_cast<int>(std::ceil(decay)) + smooth_frames_ + 1;
+}
+
+void NonStationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain) {
+  const int bins = noisy.n_bins;
+  const int64_t frames = noisy.n_frames;
+  gain.resize(noisy.bins.size());
+  if (frames == 0) return;
+  std::vector<float> mag(noisy.bins.size());
+  for (size_t i = 0; i < mag.size(); ++i) mag[i] = std::abs(noisy.bins[i]);
+  // Noise floor: scipy.signal.filtfilt([b], [1, b-1], padtype=None): forward pass started in
+  // steady state at the first value, backward pass started at the forward pass's last value.
+  const float b = static_cast<float>(iir_b_), a = static_cast<float>(1.0 - iir_b_);
+  std::vector<float> floor_(mag.size());
+  std::copy(mag.begin(), mag.begin() + bins, floor_.begin());
+  for (int64_t t = 1; t < frames; ++t) {
+    const float* x = mag.data() + t * bins;
+    const float* prev = floor_.data() + (t - 1) * bins;
+    float* y = floor_.data() + t * bins;
+    for (int f = 0; f < bins; ++f) y[f] = b * x[f] + a * prev[f];
+  }
+  if (!options_.causal) {
+    for (int64_t t = frames - 2; t >= 0; --t) {
+      const float* next = floor_.data() + (t + 1) * bins;
+      float* y = floor_.data() + t * bins;
+      for (int f = 0; f < bins; ++f) y[f] = b * y[f] + a * next[f];
+    }
+  }
+  const float n_mult = static_cast<float>(options_.thresh_n_mult_nonstationary);
+  const float slope = static_cast<float>(options_.sigmoid_slope_nonstationary);
+  constexpr float kTiny = 1e-30f;  // silent bins: ratio 0 instead of 0/0
+  for (size_t i = 0; i < mag.size(); ++i) {
+    const float s = std::max(floor_[i], kTiny);
+    const float ratio = (mag[i] - s) / s;
+    gain[i] = 1.f / (1.f + std::exp(-(ratio - n_mult) * slope));
+  }
+  smooth_mask_triangular(gain, frames, bins, smooth_bins_, smooth_frames_, options_.causal);
+  const float p = static_cast<float>(options_.prop_decrease), q = 1.f - p;
+  for (auto& g : gain) g = g * p + q;
+}
+
+}  // namespace denoise

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian (bookworm) packages the project builds and tests with.
+# Runs apt-get directly as root, or through sudo otherwise. Safe to run again.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libtorch-dev libsndfile1-dev libsamplerate0-dev libfftw3-dev
+  portaudio19-dev nlohmann-json3-dev libcli11-dev libgtest-dev
+  alsa-utils          # example voices in /usr/share/sounds/alsa, aplay/arecord
+  sox                 # used by the demo to describe the result
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
