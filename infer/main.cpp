@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
       fail(in + ": " + e.what());
     }
   }
-  if (folder_mode || failures > 0) {
+  if (folder_mode) {
     std::fprintf(stderr, "infer: %d file%s denoised, %d failed\n", done, done == 1 ? "" : "s", failures);
   }
   return failures > 0 ? 1 : 0;

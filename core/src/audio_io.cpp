@@ -82,6 +82,20 @@ AudioReader::AudioReader(const std::string& path) : path_(path) {
     throw Error(path + ": " + why);
   };
   if (sf.channels < 1) fail("no channels in the file");
+  // libsndfile quietly shortens a data chunk that the file cuts off, and notes it in its log
+  // ("data : 64000 (should be 20000)"): a truncated file, not a short recording.
+  char log[4096] = {0};
+  sf_command(file, SFC_GET_LOG_INFO, log, sizeof(log));
+  // Only a short data chunk (WAV "data", AIFF "SSND") means lost audio; a wrong RIFF/FORM size
+  // alone, common in files from streaming recorders, does not.
+  for (const char* cut = std::strstr(log, "(should be"); cut; cut = std::strstr(cut + 1, "(should be")) {
+    const char* line = cut;
+    while (line > log && line[-1] != '\n') --line;
+    std::string what(line, std::strcspn(line, "\n"));
+    what.erase(0, what.find_first_not_of(" \t"));
+    if (what.rfind("data", 0) == 0 || what.rfind("SSND", 0) == 0)
+      fail("truncated file: its header promises more data than it holds (" + what + ")");
+  }
   if (sf.frames <= 0 || sf.frames == SF_COUNT_MAX) fail("no audio samples (zero-length or truncated file)");
   if (sf.samplerate < kMinSampleRateHz || sf.samplerate > kMaxSampleRateHz) {
     fail("sample rate " + std::to_string(sf.samplerate) + " Hz is outside the supported " +

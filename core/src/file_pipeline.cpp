@@ -225,7 +225,7 @@ FileReport denoise_file(const std::string& input, const std::string& output,
                         const std::function<void(int64_t, int64_t)>& progress) {
   std::error_code ec;
   if (fs::exists(output, ec) && fs::equivalent(input, output, ec))
-    throw Error(output + ": output is the input file; refusing to overwrite it");
+    throw Error(input + ": output " + output + " is the input file; refusing to overwrite it");
 
   AudioReader reader(input);
   const AudioInfo info = reader.info();
