@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Benchmarks the classical methods against the project's targets.
+#
+#   scripts/bench.sh [BUILD_DIR]        (default: build, relative to the repository root)
+#
+# Builds infer and bench_denoise (Release) if they are missing, makes a 60 s 16 kHz mono 16-bit
+# test file (real speech + real noise at about 5 dB SNR from ../shared/data when it exists, sox
+# tones + pink noise otherwise) and a 1-hour file made from it, then prints per method:
+#   - infer's whole-process wall time (best of 3) and peak RSS on the 60 s file,
+#   - bench_denoise's compute-only time (best of 5) on the same file,
+#   - infer's wall time and peak RSS on the 1-hour file.
+# Everything runs pinned to CPU 0 (taskset -c 0): one core, as the library is single-threaded.
+# Test files live in a temporary folder that is removed on exit; nothing is written to the repo.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+build="${1:-build}"
+infer="$build/bin/infer"
+bench="$build/bin/bench_denoise"
+methods=(gate gate-nonstationary subtract)
+long_methods=(gate gate-nonstationary subtract)
+
+# Targets.
+target_gate_ms_per_min=25     # gating compute per minute of 16 kHz audio
+nr_compute_ms_per_min=460     # noisereduce reference: compute per minute
+nr_process_ms_per_min=1100    # noisereduce reference: whole process per minute
+target_rss_mib=300            # peak RSS of infer on a 1-hour file
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+# --- tools ---------------------------------------------------------------------------------------
+need_pkgs=()
+command -v sox >/dev/null || need_pkgs+=(sox)
+command -v taskset >/dev/null || need_pkgs+=(util-linux)
+[ -x /usr/bin/time ] || need_pkgs+=(time)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "bench: missing ${need_pkgs[*]} (GNU time is /usr/bin/time, package 'time'); installing"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root or sudo to install: ${need_pkgs[*]}"
+    SUDO="sudo"
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+
+# --- build ---------------------------------------------------------------------------------------
+if [ ! -x "$infer" ] || [ ! -x "$bench" ]; then
+  echo "bench: building infer and bench_denoise (Release) in $build"
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release && cmake --build "$build" -j2 --target infer bench_denoise
+  [ -x "$infer" ] && [ -x "$bench" ] ||
+    die "$infer or $bench still missing (bench_denoise is built with the tests: DENOISE_BUILD_TESTS=ON)"
+fi
+build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/denoise-bench.XXXXXX")"
+cleanup() { rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- test files ----------------------------------------------------------------------------------
+shared="$repo/../shared/data"
+fmt=(-r 16000 -c 1 -b 16)
+rms() { sox "$1" -n stat 2>&1 | awk '/^RMS +amplitude/ {print $3}'; }
+
+if [ -d "$shared" ] && compgen -G "$shared/speech/librispeech_train/*.flac" >/dev/null; then
+  # Real speech: LibriSpeech utterances in name order until there are 60 s.
+  speech_files=()
+  total=0
+  for f in "$shared"/speech/librispeech_train/*.flac; do
+    speech_files+=("$f")
+    total="$(awk -v t="$total" -v d="$(soxi -D "$f")" 'BEGIN {print t + d}')"
+    awk -v t="$total" 'BEGIN {exit !(t >= 61)}' && break
+  done
+  noise_file="$shared/noise/speech_commands/running_tap.wav"
+  [ -f "$noise_file" ] || noise_file="$(ls "$shared"/noise/speech_commands/*.wav | head -1)"
+  source_desc="${#speech_files[@]} LibriSpeech utterances + $(basename "$noise_file") (real)"
+  sox "${speech_files[@]}" "${fmt[@]}" "$tmp/speech.wav" trim 0 60
+  # Noise looped to at least 60 s, then cut to it.
+  sox "$noise_file" "${fmt[@]}" "$tmp/noise.wav" repeat 3 trim 0 60
+else
+  # No shared data: speech-like tones (two partials, syllable-rate tremolo) and pink noise.
+  source_desc="sox tones + pink noise (synthetic; ../shared/data not found)"
+  sox -n "${fmt[@]}" "$tmp/t1.wav" synth 60 sine 180-260 tremolo 3.7 90
+  sox -n "${fmt[@]}" "$tmp/t2.wav" synth 60 sine 900-1400 tremolo 5.3 80
+  sox -m -v 0.5 "$tmp/t1.wav" -v 0.3 "$tmp/t2.wav" "${fmt[@]}" "$tmp/speech.wav"
+  sox -n "${fmt[@]}" "$tmp/noise.wav" synth 60 pinknoise vol 0.3
+fi
+
+# Mix at 5 dB SNR (RMS over the whole 60 s; both halved so the sum cannot clip), then normalise
+# the mix to -1 dBFS.
+rs="$(rms "$tmp/speech.wav")"
+rn="$(rms "$tmp/noise.wav")"
+k="$(awk -v s="$rs" -v n="$rn" 'BEGIN {printf "%.6f", s / (n * 10 ^ (5 / 20))}')"
+minute="$tmp/minute.wav"
+sox -m -v 0.5 "$tmp/speech.wav" -v "$(awk -v k="$k" 'BEGIN {printf "%.6f", k / 2}')" "$tmp/noise.wav" "${fmt[@]}" "$minute" gain -n -1
+snr="$(awk -v s="$rs" -v n="$rn" -v k="$k" 'BEGIN {printf "%.1f", 20 * log(s / (n * k)) / log(10)}')"
+minute_s="$(soxi -D "$minute" | awk '{printf "%.1f", $1}')"
+
+hour="$tmp/hour.wav"
+sox "$minute" "$hour" repeat 59
+hour_s="$(soxi -D "$hour" | awk '{printf "%.1f", $1}')"
+hour_mb="$(du -m "$hour" | cut -f1)"
+
+# --- measurements --------------------------------------------------------------------------------
+# run_infer FILE METHOD: one run; sets wall_s (bash clock, ns resolution) and rss_kib (GNU time).
+run_infer() {
+  local t0 t1
+  t0="$EPOCHREALTIME"
+  /usr/bin/time -f '%e %M' -o "$tmp/time.txt" \
+    taskset -c 0 "$infer" -q "$1" -o "$tmp/out.wav" --method "$2"
+  t1="$EPOCHREALTIME"
+  wall_s="$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f", b - a}')"
+  rss_kib="$(awk 'END {print $2}' "$tmp/time.txt")"
+  rm -f "$tmp/out.wav"
+}
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN {print (v <= t) ? "ok" : "MISS"}'; }
+
+echo "denoise benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "  cpu:    $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), pinned to CPU 0 (taskset -c 0)"
+echo "  build:  $build (${build_type:-unknown type})"
+echo "  input:  ${minute_s} s, 16 kHz mono 16-bit WAV: $source_desc, SNR ${snr} dB"
+echo
+
+declare -A compute_ms per_min rtf
+while read -r m c p r; do
+  case "$m" in \#*|method|"") continue ;; esac
+  compute_ms[$m]="$c"; per_min[$m]="$p"; rtf[$m]="$r"
+done < <(taskset -c 0 "$bench" "$minute" --methods "$(IFS=,; echo "${methods[*]}")" --repeat 5)
+
+echo "60 s file: compute (bench_denoise, best of 5) and whole process (infer, best of 3)"
+line="$(printf '%0.s-' {1..104})"
+printf '%-20s %11s %11s %9s %9s %13s %11s %10s\n' \
+  method "compute_ms" "ms/min" "rtf" "x_nr" "infer_wall_s" "wall_s/min" "peak_MiB"
+echo "$line"
+for m in "${methods[@]}"; do
+  best=""; best_rss=0
+  for _ in 1 2 3; do
+    run_infer "$minute" "$m"
+    if [ -z "$best" ] || awk -v a="$wall_s" -v b="$best" 'BEGIN {exit !(a < b)}'; then best="$wall_s"; fi
+    [ "$rss_kib" -gt "$best_rss" ] && best_rss="$rss_kib"
+  done
+  wall_per_min="$(awk -v w="$best" -v s="$minute_s" 'BEGIN {printf "%.3f", w * 60 / s}')"
+  speedup="$(awk -v p="${per_min[$m]}" -v r="$nr_compute_ms_per_min" 'BEGIN {printf "%.1fx", r / p}')"
+  printf '%-20s %11s %11s %9s %9s %13s %11s %10s\n' "$m" "${compute_ms[$m]}" "${per_min[$m]}" \
+    "${rtf[$m]}" "$speedup" "$best" "$wall_per_min" "$(mib "$best_rss")"
+done
+echo "$line"
+printf '%-20s %11s %11s\n' "target (gating)" "" "<= $target_gate_ms_per_min"
+printf '%-20s %11s %11s %9s %9s %13s %11s\n' "noisereduce (ref.)" "" "$nr_compute_ms_per_min" "" "1.0x" "" \
+  "$(awk -v v="$nr_process_ms_per_min" 'BEGIN {printf "%.3f", v / 1000}')"
+for m in gate gate-nonstationary; do
+  [ -n "${per_min[$m]:-}" ] || continue
+  printf '  %-18s compute %s ms/min vs target <= %s: %s\n' "$m" "${per_min[$m]}" "$target_gate_ms_per_min" \
+    "$(verdict "${per_min[$m]}" "$target_gate_ms_per_min")"
+done
+echo "  x_nr: compute speed-up over noisereduce's 0.46 s per minute; ms/min: per minute of 16 kHz audio"
+echo
+
+echo "1-hour file (${hour_s} s, ${hour_mb} MB 16-bit WAV): infer whole process, one run each"
+printf '%-20s %11s %11s %10s %12s\n' method "wall_s" "wall_s/min" "peak_MiB" "<= $target_rss_mib MiB"
+echo "$line" | cut -c1-68
+for m in "${long_methods[@]}"; do
+  run_infer "$hour" "$m"
+  printf '%-20s %11s %11s %10s %12s\n' "$m" "$wall_s" \
+    "$(awk -v w="$wall_s" -v s="$hour_s" 'BEGIN {printf "%.3f", w * 60 / s}')" "$(mib "$rss_kib")" \
+    "$(verdict "$(mib "$rss_kib")" "$target_rss_mib")"
+done
