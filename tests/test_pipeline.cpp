@@ -9,6 +9,7 @@
 #include "denoise/audio_io.h"
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
+#include "denoise/spectral_gate.h"
 #include "test_util.h"
 
 using namespace denoise;
@@ -45,7 +46,7 @@ TEST_P(BlockEquality, SmallBlocksEqualWholeSignal) {
   opt.method = bc.method;
   opt.method_options.gate.time_constant_s = bc.time_constant_s;
   opt.method_options.gate.causal = bc.causal;
-  opt.block_samples = 0;
+  opt.block_samples = n;  // one block: the whole signal at once
   const auto whole = denoise_channels({x}, kRate, opt);
   for (int64_t block : {int64_t{3001}, int64_t{16384}}) {
     opt.block_samples = block;
@@ -67,6 +68,29 @@ INSTANTIATE_TEST_SUITE_P(Methods, BlockEquality,
                            for (auto& ch : name) if (ch == '-') ch = '_';
                            return name;
                          });
+
+// With noise 100+ dB below the speech, noisereduce's 80 dB floor lets whole frequencies pass: that
+// needs the per-frequency maximum over the whole signal, which blocks get from a first pass.
+TEST(Pipeline, GateBlocksEqualWholeWhenTheDbFloorMatters) {
+  const int64_t n = 8 * kRate;
+  auto x = test::voiced_bursts(n, kRate);
+  std::fill(x.begin(), x.begin() + kRate / 2, 0.f);
+  const auto hiss = test::white_noise(n, 1e-6, 5);
+  for (int64_t i = 0; i < n; ++i) x[i] += hiss[i];
+  // The bound on |X| says the floor can matter here, so the first pass is taken.
+  StationaryGate probe(GateOptions{}, kRate);
+  probe.set_noise(std::vector<float>(x.begin(), x.begin() + kRate / 2));
+  float peak = 0;
+  for (float v : x) peak = std::max(peak, std::abs(v));
+  EXPECT_TRUE(probe.begin_signal(peak));
+  PipelineOptions opt;
+  opt.noise_seconds = 0.5;  // the leading pause: noise alone
+  opt.block_samples = n;
+  const auto whole = denoise_channels({x}, kRate, opt);
+  opt.block_samples = 5000;
+  const auto blocks = denoise_channels({x}, kRate, opt);
+  EXPECT_LE(test::max_abs_diff(whole[0], blocks[0]), 1e-4);
+}
 
 TEST(Pipeline, EveryMethodImprovesSiSdrOnStationaryNoise) {
   const int64_t n = 6 * kRate;

@@ -21,7 +21,10 @@ using SourceFn = std::function<void(int64_t start, int64_t count, std::vector<st
 // Receives each block of denoised planar samples, in order.
 using SinkFn = std::function<void(const std::vector<std::vector<float>>&, int64_t count)>;
 
-constexpr int64_t kDefaultBlockSamples = int64_t{1} << 21;
+// Frames per block for methods with short context: the block's spectrogram and gains stay in
+// cache (256 frames of 513 bins is 1.5 MB), which is several times faster than whole-signal
+// buffers. Methods with long context get blocks of at least four times their context.
+constexpr int64_t kBlockFrames = 256;
 
 // The block engine shared by files and in-memory audio. Each block of output samples is computed
 // from the frames that overlap it plus the method's context frames on each side, so the result
@@ -40,7 +43,7 @@ void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
   const int64_t virtual_len = ((n_samples + 2 * pad + hop - 1) / hop) * hop;
   const int64_t total_frames = fe.num_frames(virtual_len);
   const int64_t context = first.context_frames();
-  if (block_samples <= 0) block_samples = std::max<int64_t>(kDefaultBlockSamples, 4 * context * hop);
+  if (block_samples <= 0) block_samples = std::max(kBlockFrames, 4 * context) * hop;
   const int64_t n_blocks = (n_samples + block_samples - 1) / block_samples;
   if (blocks_out) *blocks_out = n_blocks;
 
@@ -53,20 +56,24 @@ void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
   Spectrogram spec;
   std::vector<float> gains;
 
-  // Whole-signal statistics (e.g. the stationary gate's per-frequency maximum) need a first pass
-  // over every frame when the signal does not fit one block.
-  const bool stats = first.needs_signal_statistics();
+  // Whole-signal statistics (e.g. the stationary gate's per-frequency maximum): the methods say,
+  // from each channel's peak, whether they need them; if so, a first pass feeds every frame.
+  std::vector<float> peak(channels, 0.f);
+  const int64_t frames_per_pass = std::max<int64_t>(1, block_samples / hop);
+  for (int64_t k0 = 0; first.has_signal_statistics() && k0 < total_frames; k0 += frames_per_pass) {
+    read_frames(k0, std::min(total_frames, k0 + frames_per_pass));
+    for (int c = 0; c < channels; ++c)
+      for (float v : raw[c]) peak[c] = std::max(peak[c], std::abs(v));
+  }
+  bool stats = false;
+  for (int c = 0; c < channels; ++c) stats = denoisers[c]->begin_signal(peak[c]) || stats;
   if (stats) {
-    for (auto& d : denoisers) d->reset_signal_statistics();
-    if (n_blocks > 1) {
-      const int64_t frames_per_pass = std::max<int64_t>(1, block_samples / hop);
-      for (int64_t k0 = 0; k0 < total_frames; k0 += frames_per_pass) {
-        const int64_t k1 = std::min(total_frames, k0 + frames_per_pass);
-        read_frames(k0, k1);
-        for (int c = 0; c < channels; ++c) {
-          fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
-          denoisers[c]->accumulate_signal_statistics(spec);
-        }
+    for (int64_t k0 = 0; k0 < total_frames; k0 += frames_per_pass) {
+      const int64_t k1 = std::min(total_frames, k0 + frames_per_pass);
+      read_frames(k0, k1);
+      for (int c = 0; c < channels; ++c) {
+        fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
+        denoisers[c]->accumulate_signal_statistics(spec);
       }
     }
   }
@@ -84,7 +91,6 @@ void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
     read_frames(k0, k1);
     for (int c = 0; c < channels; ++c) {
       fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
-      if (stats && n_blocks == 1) denoisers[c]->accumulate_signal_statistics(spec);
       denoisers[c]->gains(spec, gains);
       for (size_t i = 0; i < spec.bins.size(); ++i) spec.bins[i] *= gains[i];
       out[c].resize(count);

@@ -182,8 +182,10 @@ void FrontEnd::synthesize_range(const Spectrogram& spec, int64_t first_frame,
   const int n = config_.n_fft;
   const int64_t hop = config_.hop_length;
   const int64_t len = end - begin;
-  std::vector<double> acc(len, 0.0);
-  std::vector<float> frame(n);
+  std::vector<double>& acc = acc_;
+  acc.assign(len, 0.0);
+  std::vector<float>& frame = frame_;
+  frame.resize(n);
   for (int64_t j = 0; j < spec.n_frames; ++j) {
     const int64_t k = first_frame + j;
     const int64_t start = k * hop;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "denoise/error.h"
+#include "vector_math.h"
 
 namespace denoise {
 namespace {
@@ -60,7 +61,7 @@ void analyze_noise(FrontEnd& fe, const std::vector<float>& noise, int64_t limit,
 }  // namespace
 
 void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, int half_bins,
-                            int half_frames, bool causal) {
+                            int half_frames, bool causal, std::vector<float>& scratch) {
   if (half_bins <= 0 && half_frames <= 0) return;
   // Frequency: triangle = box(n+1) * box(n+1), done with prefix sums; zeros outside [0, bins).
   if (half_bins > 0) {
@@ -90,7 +91,9 @@ void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, 
       wsum += nt + 1 - std::abs(k);
     }
     for (auto& w : weights) w = static_cast<float>(w / wsum);
-    const std::vector<float> src = mask;
+    scratch.resize(static_cast<size_t>(frames) * bins);
+    std::copy(mask.begin(), mask.begin() + frames * bins, scratch.begin());
+    const std::vector<float>& src = scratch;
     for (int64_t t = 0; t < frames; ++t) {
       float* out = mask.data() + t * bins;
       std::fill(out, out + bins, 0.f);
@@ -120,21 +123,24 @@ void StationaryGate::set_noise(const std::vector<float>& noise) {
   analyze_noise(fe, noise, options_.noise_clip_samples, spec);
   if (spec.n_frames < 1) throw Error("gate: the noise sample is empty");
   const int bins = spec.n_bins;
-  std::vector<double> db(static_cast<size_t>(spec.n_frames) * bins);
+  // 20 log10(|X| + eps) as 10 log10(max(|X|^2, eps^2)): equal wherever |X| >> eps, and exactly
+  // 20 log10(eps) for silent bins.
+  const size_t total = spec.bins.size();
+  std::vector<float> pw(total), db(total);
+  for (size_t i = 0; i < total; ++i) pw[i] = power(spec.bins[i]);
+  vec::power_to_db(pw.data(), db.data(), static_cast<int64_t>(total), static_cast<float>(kEps * kEps));
   std::vector<double> row_max(bins, -std::numeric_limits<double>::infinity());
   for (int64_t t = 0; t < spec.n_frames; ++t)
-    for (int f = 0; f < bins; ++f) {
-      const double v = 20.0 * std::log10(std::abs(spec.frame(t)[f]) + kEps);
-      db[t * bins + f] = v;
-      row_max[f] = std::max(row_max[f], v);
-    }
+    for (int f = 0; f < bins; ++f) row_max[f] = std::max(row_max[f], double(db[t * bins + f]));
+  window_sum_ = 0;
+  for (float w : fe.window()) window_sum_ += w;
   threshold_db_.assign(bins, 0.0);
   threshold_power_.assign(bins, 0.f);
   for (int f = 0; f < bins; ++f) {
     double sum = 0, sum_sq = 0;
     const double floor_db = row_max[f] - kTopDb;
     for (int64_t t = 0; t < spec.n_frames; ++t) {
-      const double v = std::max(db[t * bins + f], floor_db);
+      const double v = std::max(double(db[t * bins + f]), floor_db);
       sum += v;
       sum_sq += v * v;
     }
@@ -147,13 +153,23 @@ void StationaryGate::set_noise(const std::vector<float>& noise) {
   }
 }
 
-void StationaryGate::reset_signal_statistics() { row_max_magnitude_.clear(); }
+bool StationaryGate::begin_signal(float peak_abs) {
+  if (threshold_power_.empty()) throw Error("gate: no noise profile was set");
+  row_max_magnitude_.assign(threshold_db_.size(), 0.f);
+  // noisereduce floors each frequency's dB at its maximum - 80 dB; that floor lets a whole
+  // frequency pass only if the maximum is 80 dB above the threshold. |X_f| <= peak * sum(w), so
+  // when that bound is below every threshold + 80 dB the maximum need not be computed.
+  const double bound_db = 20.0 * std::log10(double(peak_abs) * window_sum_ + kEps) - kTopDb;
+  floor_cannot_pass_ = true;
+  for (double thr : threshold_db_) floor_cannot_pass_ = floor_cannot_pass_ && bound_db <= thr;
+  return !floor_cannot_pass_;
+}
 
 void StationaryGate::accumulate_signal_statistics(const Spectrogram& noisy) {
-  if (row_max_magnitude_.empty()) row_max_magnitude_.assign(noisy.n_bins, 0.f);
+  if (row_max_magnitude_.size() != static_cast<size_t>(noisy.n_bins)) row_max_magnitude_.assign(noisy.n_bins, 0.f);
   for (int64_t t = 0; t < noisy.n_frames; ++t) {
     const auto* x = noisy.frame(t);
-    for (int f = 0; f < noisy.n_bins; ++f) row_max_magnitude_[f] = std::max(row_max_magnitude_[f], std::abs(x[f]));
+    for (int f = 0; f < noisy.n_bins; ++f) row_max_magnitude_[f] = std::max(row_max_magnitude_[f], power(x[f]));
   }
 }
 
@@ -161,21 +177,24 @@ void StationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain) {
   if (threshold_power_.empty()) throw Error("gate: no noise profile was set");
   const int bins = noisy.n_bins;
   if (bins != static_cast<int>(threshold_power_.size())) throw Error("gate: spectrogram size mismatch");
-  if (row_max_magnitude_.empty()) accumulate_signal_statistics(noisy);
   // A frequency whose floored dB (max - 80) is above the threshold passes everywhere.
-  std::vector<float> pass_power(bins);
-  for (int f = 0; f < bins; ++f) {
-    const double floor_db = 20.0 * std::log10(row_max_magnitude_[f] + kEps) - kTopDb;
-    pass_power[f] = floor_db > threshold_db_[f] ? -1.f : threshold_power_[f];
+  std::vector<float> pass_power(threshold_power_);
+  if (!floor_cannot_pass_) {
+    if (row_max_magnitude_.size() != static_cast<size_t>(bins))
+      throw Error("gate: begin_signal/accumulate_signal_statistics were not called");
+    for (int f = 0; f < bins; ++f) {
+      const double floor_db = 20.0 * std::log10(std::sqrt(double(row_max_magnitude_[f])) + kEps) - kTopDb;
+      if (floor_db > threshold_db_[f]) pass_power[f] = -1.f;
+    }
   }
   const float on = 1.f, off = static_cast<float>(1.0 - options_.prop_decrease);
   gain.resize(noisy.bins.size());
   for (int64_t t = 0; t < noisy.n_frames; ++t) {
     const auto* x = noisy.frame(t);
     float* g = gain.data() + t * bins;
-    for (int f = 0; f < bins; ++f) g[f] = std::norm(x[f]) > pass_power[f] ? on : off;
+    for (int f = 0; f < bins; ++f) g[f] = power(x[f]) > pass_power[f] ? on : off;
   }
-  smooth_mask_triangular(gain, noisy.n_frames, bins, smooth_bins_, smooth_frames_, options_.causal);
+  smooth_mask_triangular(gain, noisy.n_frames, bins, smooth_bins_, smooth_frames_, options_.causal, scratch_);
 }
 
 NonStationaryGate::NonStationaryGate(const GateOptions& options, int sample_rate_hz)
@@ -198,12 +217,13 @@ void NonStationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain
   const int64_t frames = noisy.n_frames;
   gain.resize(noisy.bins.size());
   if (frames == 0) return;
-  std::vector<float> mag(noisy.bins.size());
-  for (size_t i = 0; i < mag.size(); ++i) mag[i] = std::abs(noisy.bins[i]);
+  std::vector<float>& mag = magnitude_;
+  mag.resize(noisy.bins.size());
+  vec::magnitude(noisy.bins.data(), mag.data(), static_cast<int64_t>(mag.size()));
   // Noise floor: scipy.signal.filtfilt([b], [1, b-1], padtype=None): forward pass started in
   // steady state at the first value, backward pass started at the forward pass's last value.
   const float b = static_cast<float>(iir_b_), a = static_cast<float>(1.0 - iir_b_);
-  std::vector<float> floor_(mag.size());
+  floor_.resize(mag.size());
   std::copy(mag.begin(), mag.begin() + bins, floor_.begin());
   for (int64_t t = 1; t < frames; ++t) {
     const float* x = mag.data() + t * bins;
@@ -220,13 +240,8 @@ void NonStationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain
   }
   const float n_mult = static_cast<float>(options_.thresh_n_mult_nonstationary);
   const float slope = static_cast<float>(options_.sigmoid_slope_nonstationary);
-  constexpr float kTiny = 1e-30f;  // silent bins: ratio 0 instead of 0/0
-  for (size_t i = 0; i < mag.size(); ++i) {
-    const float s = std::max(floor_[i], kTiny);
-    const float ratio = (mag[i] - s) / s;
-    gain[i] = 1.f / (1.f + std::exp(-(ratio - n_mult) * slope));
-  }
-  smooth_mask_triangular(gain, frames, bins, smooth_bins_, smooth_frames_, options_.causal);
+  vec::soft_gate(mag.data(), floor_.data(), gain.data(), static_cast<int64_t>(mag.size()), n_mult, slope);
+  smooth_mask_triangular(gain, frames, bins, smooth_bins_, smooth_frames_, options_.causal, scratch_);
   const float p = static_cast<float>(options_.prop_decrease), q = 1.f - p;
   for (auto& g : gain) g = g * p + q;
 }

@@ -28,7 +28,7 @@ void SpectralSubtraction::set_noise(const std::vector<float>& noise) {
   noise_power_.assign(spec.n_bins, 0.f);
   std::vector<double> sum(spec.n_bins, 0.0);
   for (int64_t t = 0; t < spec.n_frames; ++t)
-    for (int f = 0; f < spec.n_bins; ++f) sum[f] += std::norm(spec.frame(t)[f]);
+    for (int f = 0; f < spec.n_bins; ++f) sum[f] += power(spec.frame(t)[f]);
   for (int f = 0; f < spec.n_bins; ++f) noise_power_[f] = static_cast<float>(sum[f] / spec.n_frames);
 }
 
@@ -42,7 +42,7 @@ void SpectralSubtraction::gains(const Spectrogram& noisy, std::vector<float>& ga
     const auto* x = noisy.frame(t);
     float* g = gain.data() + t * bins;
     for (int f = 0; f < bins; ++f) {
-      const float p = std::norm(x[f]);
+      const float p = power(x[f]);
       const float keep = p > 0 ? 1.f - alpha * noise_power_[f] / p : 0.f;
       g[f] = std::sqrt(std::max(keep, floor_sq));
     }

@@ -72,10 +72,11 @@ class Denoiser {
   virtual double default_noise_seconds() const { return -1; }
   virtual void set_noise(const std::vector<float>& noise) {}
 
-  // Statistics over the whole signal that every frame's gain may depend on. The caller feeds each
-  // block's spectrogram (the same frames as later passed to gains()) before the first gains().
-  virtual bool needs_signal_statistics() const { return false; }
-  virtual void reset_signal_statistics() {}
+  // Statistics over the whole signal that a frame's gain may depend on. begin_signal() is called
+  // once per signal with its largest absolute sample; when it returns true, the caller feeds every
+  // frame of the signal to accumulate_signal_statistics() before the first gains() call.
+  virtual bool has_signal_statistics() const { return false; }
+  virtual bool begin_signal(float peak_abs) { return false; }
   virtual void accumulate_signal_statistics(const Spectrogram& noisy) {}
 
   // Gains for every bin of `noisy` (same layout): denoised = gain * noisy.

@@ -58,16 +58,21 @@ struct FrontEndConfig {
 void to_json(nlohmann::json& j, const FrontEndConfig& c);
 void from_json(const nlohmann::json& j, FrontEndConfig& c);
 
+// |x|^2. (libstdc++'s std::norm and std::abs on complex<float> go through hypotf, which is
+// several times slower and guards against an overflow that audio magnitudes never reach.)
+inline float power(std::complex<float> x) { return x.real() * x.real() + x.imag() * x.imag(); }
+
 // Frame-major complex spectrogram: frame t occupies bins [t*n_bins, (t+1)*n_bins).
 struct Spectrogram {
   int n_bins = 0;
   int64_t n_frames = 0;
   std::vector<std::complex<float>> bins;
 
+  // Contents are unspecified after a resize (callers overwrite every bin); memory is reused.
   void resize(int64_t frames, int bins_per_frame) {
     n_frames = frames;
     n_bins = bins_per_frame;
-    bins.assign(static_cast<size_t>(frames) * static_cast<size_t>(bins_per_frame), {0.f, 0.f});
+    bins.resize(static_cast<size_t>(frames) * static_cast<size_t>(bins_per_frame));
   }
   std::complex<float>* frame(int64_t t) { return bins.data() + t * n_bins; }
   const std::complex<float>* frame(int64_t t) const { return bins.data() + t * n_bins; }
@@ -119,6 +124,8 @@ class FrontEnd {
   FrontEndConfig config_;
   std::vector<float> window_;
   std::vector<double> window_sq_;
+  std::vector<double> acc_;    // synthesis scratch
+  std::vector<float> frame_;   // synthesis scratch
   struct Fft;
   std::unique_ptr<Fft> fft_;
 };

@@ -20,8 +20,8 @@ class StationaryGate : public Denoiser {
   int padding_samples() const override { return options_.padding_samples; }
   bool uses_noise_profile() const override { return true; }
   void set_noise(const std::vector<float>& noise) override;
-  bool needs_signal_statistics() const override { return true; }
-  void reset_signal_statistics() override;
+  bool has_signal_statistics() const override { return true; }
+  bool begin_signal(float peak_abs) override;
   void accumulate_signal_statistics(const Spectrogram& noisy) override;
   void gains(const Spectrogram& noisy, std::vector<float>& gain) override;
 
@@ -35,6 +35,9 @@ class StationaryGate : public Denoiser {
   std::vector<double> threshold_db_;
   std::vector<float> threshold_power_;    // (10^(thr/20) - eps)^2, or -1 where always above
   std::vector<float> row_max_magnitude_;  // per-frequency maximum |X| over the whole signal
+  bool floor_cannot_pass_ = false;        // the 80 dB floor is below every threshold
+  float window_sum_ = 0;
+  std::vector<float> scratch_;
 };
 
 // Non-stationary: noise floor S = time-smoothed |X| (zero-phase first-order IIR, filtfilt, with
@@ -55,12 +58,14 @@ class NonStationaryGate : public Denoiser {
   int smooth_bins_ = 0, smooth_frames_ = 0;
   double iir_b_ = 0;  // y[n] = b x[n] + (1 - b) y[n-1]
   int context_frames_ = 0;
+  std::vector<float> magnitude_, floor_, scratch_;  // reused between calls
 };
 
 // Smooths a frame-major [frames x bins] mask in place with noisereduce's triangular kernel
 // (half-widths in bins and frames; scipy.signal.fftconvolve(mode="same") with zeros outside).
 // With causal=true the time kernel is the past half only, renormalised.
+// `scratch` is reused working memory.
 void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, int half_bins,
-                            int half_frames, bool causal);
+                            int half_frames, bool causal, std::vector<float>& scratch);
 
 }  // namespace denoise
