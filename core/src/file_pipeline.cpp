@@ -31,8 +31,8 @@ constexpr int64_t kBlockFrames = 256;
 // equals processing the whole signal at once (see Denoiser::context_frames).
 void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
                 std::vector<std::unique_ptr<Denoiser>>& denoisers, int64_t block_samples,
-                const SinkFn& sink, const std::function<void(int64_t, int64_t)>& progress,
-                int64_t* blocks_out) {
+                const SinkFn& sink, const std::function<void()>& restart,
+                const std::function<void(int64_t, int64_t)>& progress, int64_t* blocks_out) {
   Denoiser& first = *denoisers[0];
   FrontEnd fe(first.front_end());
   const int64_t hop = fe.hop(), n_fft = fe.n_fft();
@@ -56,29 +56,12 @@ void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
   Spectrogram spec;
   std::vector<float> gains;
 
-  // Whole-signal statistics (e.g. the stationary gate's per-frequency maximum): the methods say,
-  // from each channel's peak, whether they need them; if so, a first pass feeds every frame.
-  std::vector<float> peak(channels, 0.f);
-  const int64_t frames_per_pass = std::max<int64_t>(1, block_samples / hop);
-  for (int64_t k0 = 0; first.has_signal_statistics() && k0 < total_frames; k0 += frames_per_pass) {
-    read_frames(k0, std::min(total_frames, k0 + frames_per_pass));
-    for (int c = 0; c < channels; ++c)
-      for (float v : raw[c]) peak[c] = std::max(peak[c], std::abs(v));
-  }
-  bool stats = false;
-  for (int c = 0; c < channels; ++c) stats = denoisers[c]->begin_signal(peak[c]) || stats;
-  if (stats) {
-    for (int64_t k0 = 0; k0 < total_frames; k0 += frames_per_pass) {
-      const int64_t k1 = std::min(total_frames, k0 + frames_per_pass);
-      read_frames(k0, k1);
-      for (int c = 0; c < channels; ++c) {
-        fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
-        denoisers[c]->accumulate_signal_statistics(spec);
-      }
-    }
-  }
-
   std::vector<std::vector<float>> out(channels);
+  // A second pass only when a method's whole-signal statistics changed its gains (see
+  // Denoiser::end_signal); the sink is restarted first.
+  for (int pass = 0; pass < 2; ++pass) {
+  if (pass > 0) restart();
+  for (auto& d : denoisers) d->begin_signal();
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int64_t s = b * block_samples;
     const int64_t count = std::min(block_samples, n_samples - s);
@@ -92,12 +75,17 @@ void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
     for (int c = 0; c < channels; ++c) {
       fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
       denoisers[c]->gains(spec, gains);
+      denoisers[c]->accumulate_signal_statistics(spec);
       for (size_t i = 0; i < spec.bins.size(); ++i) spec.bins[i] *= gains[i];
       out[c].resize(count);
       fe.synthesize_range(spec, k0, total_frames, qa, qb, out[c].data());
     }
     sink(out, count);
     if (progress) progress(s + count, n_samples);
+  }
+  bool again = false;
+  for (auto& d : denoisers) again = d->end_signal() || again;
+  if (!again) break;
   }
 }
 
@@ -219,10 +207,14 @@ std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<f
     }
   }
   std::vector<std::vector<float>> result(n_ch);
+  for (auto& r : result) r.reserve(n);
   SinkFn sink = [&](const std::vector<std::vector<float>>& block, int64_t count) {
     for (int c = 0; c < n_ch; ++c) result[c].insert(result[c].end(), block[c].begin(), block[c].begin() + count);
   };
-  run_blocks(source, n, n_ch, denoisers, options.block_samples, sink, {}, nullptr);
+  auto restart = [&] {
+    for (auto& r : result) r.clear();
+  };
+  run_blocks(source, n, n_ch, denoisers, options.block_samples, sink, restart, {}, nullptr);
   return result;
 }
 
@@ -264,19 +256,27 @@ FileReport denoise_file(const std::string& input, const std::string& output,
     for (int c = 0; c < ch; ++c) denoisers[c]->set_noise(ns[c]);
   }
 
-  AudioWriter writer(output, out_info);
+  // The output chain; rebuilt (new temporary file) if the pass has to be redone.
+  std::unique_ptr<AudioWriter> writer;
   std::unique_ptr<Resampler> resampler;
-  if (out_rate != info.sample_rate_hz) resampler = std::make_unique<Resampler>(ch, info.sample_rate_hz, out_rate);
-  PeakLimiter limiter(ch, out_rate);
+  std::unique_ptr<PeakLimiter> limiter;
+  int64_t written = 0, consumed = 0;
+  auto start_output = [&] {
+    writer.reset();  // removes an earlier temporary file
+    writer = std::make_unique<AudioWriter>(output, out_info);
+    if (out_rate != info.sample_rate_hz) resampler = std::make_unique<Resampler>(ch, info.sample_rate_hz, out_rate);
+    limiter = std::make_unique<PeakLimiter>(ch, out_rate);
+    written = consumed = 0;
+  };
+  start_output();
   const float gain = static_cast<float>(std::pow(10.0, options.gain_db / 20.0));
   const int64_t out_total = resampler ? static_cast<int64_t>(std::llround(n * resampler->ratio())) : n;
-  int64_t written = 0, consumed = 0;
   std::vector<float> block_inter, resampled, limited;
 
   auto emit = [&](const float* data, int64_t frames) {
     frames = std::min(frames, out_total - written);  // the resampler may overshoot by a few frames
     if (frames <= 0) return;
-    writer.write(data, frames);
+    writer->write(data, frames);
     written += frames;
   };
   SinkFn sink = [&](const std::vector<std::vector<float>>& block, int64_t count) {
@@ -293,24 +293,24 @@ FileReport denoise_file(const std::string& input, const std::string& output,
       frames = static_cast<int64_t>(resampled.size()) / ch;
     }
     limited.clear();
-    limiter.process(data, frames, limited);
+    limiter->process(data, frames, limited);
     emit(limited.data(), static_cast<int64_t>(limited.size()) / ch);
   };
 
   FileReport report;
-  run_blocks(source, n, ch, denoisers, options.block_samples, sink, progress, &report.blocks);
+  run_blocks(source, n, ch, denoisers, options.block_samples, sink, start_output, progress, &report.blocks);
   limited.clear();
-  limiter.flush(limited);
+  limiter->flush(limited);
   emit(limited.data(), static_cast<int64_t>(limited.size()) / ch);
   if (written < out_total) {  // the resampler produced a few frames fewer than the exact ratio
     std::vector<float> zeros(static_cast<size_t>(out_total - written) * ch, 0.f);
     emit(zeros.data(), out_total - written);
   }
-  writer.commit();
+  writer->commit();
   report.frames = written;
   report.sample_rate_hz = out_rate;
   report.channels = ch;
-  report.limiter_reduction_db = limiter.max_reduction_db();
+  report.limiter_reduction_db = limiter->max_reduction_db();
   return report;
 }
 

@@ -47,17 +47,6 @@ void check_common(const GateOptions& o) {
   if (o.padding_samples < 0) throw Error("gate: padding must be >= 0");
 }
 
-// Noise signal -> frames as scipy.signal.stft(padded=True) frames it: zeros appended to a whole
-// number of hops, so the last partial hop gets its own frame.
-void analyze_noise(FrontEnd& fe, const std::vector<float>& noise, int64_t limit, Spectrogram& out) {
-  int64_t n = static_cast<int64_t>(noise.size());
-  if (limit > 0) n = std::min(n, limit);
-  const int64_t hop = fe.hop();
-  std::vector<float> padded(((n + hop - 1) / hop) * hop, 0.f);
-  std::copy(noise.begin(), noise.begin() + n, padded.begin());
-  fe.analyze(padded.data(), static_cast<int64_t>(padded.size()), out);
-}
-
 }  // namespace
 
 void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, int half_bins,
@@ -119,74 +108,83 @@ int StationaryGate::context_frames() const { return smooth_frames_; }
 
 void StationaryGate::set_noise(const std::vector<float>& noise) {
   FrontEnd fe(config_);
-  Spectrogram spec;
-  analyze_noise(fe, noise, options_.noise_clip_samples, spec);
-  if (spec.n_frames < 1) throw Error("gate: the noise sample is empty");
-  const int bins = spec.n_bins;
-  // 20 log10(|X| + eps) as 10 log10(max(|X|^2, eps^2)): equal wherever |X| >> eps, and exactly
-  // 20 log10(eps) for silent bins.
-  const size_t total = spec.bins.size();
-  std::vector<float> pw(total), db(total);
-  for (size_t i = 0; i < total; ++i) pw[i] = power(spec.bins[i]);
-  vec::power_to_db(pw.data(), db.data(), static_cast<int64_t>(total), static_cast<float>(kEps * kEps));
+  // Frames as scipy.signal.stft(padded=True) makes them: centred, the last partial hop padded
+  // with zeros to a frame of its own. Analysed one at a time into small buffers.
+  int64_t n = static_cast<int64_t>(noise.size());
+  if (options_.noise_clip_samples > 0) n = std::min<int64_t>(n, options_.noise_clip_samples);
+  if (n < 1) throw Error("gate: the noise sample is empty");
+  const int64_t hop = fe.hop(), n_fft = fe.n_fft(), half = n_fft / 2;
+  const int64_t frames = fe.num_frames(((n + hop - 1) / hop) * hop);
+  const int bins = fe.n_bins();
+  std::vector<float> samples(n_fft), pw(bins), db(static_cast<size_t>(frames) * bins);
+  std::vector<std::complex<float>> spectrum(bins);
+  for (int64_t k = 0; k < frames; ++k) {
+    const int64_t start = k * hop - half;
+    for (int64_t i = 0; i < n_fft; ++i) {
+      const int64_t j = start + i;
+      samples[i] = j >= 0 && j < n ? noise[j] : 0.f;
+    }
+    fe.analyze_frame(samples.data(), spectrum.data());
+    for (int f = 0; f < bins; ++f) pw[f] = power(spectrum[f]);
+    // 20 log10(|X| + eps) as 10 log10(max(|X|^2, eps^2)): equal wherever |X| >> eps, and exactly
+    // 20 log10(eps) for silent bins.
+    vec::power_to_db(pw.data(), db.data() + k * bins, bins, static_cast<float>(kEps * kEps));
+  }
   std::vector<double> row_max(bins, -std::numeric_limits<double>::infinity());
-  for (int64_t t = 0; t < spec.n_frames; ++t)
+  for (int64_t t = 0; t < frames; ++t)
     for (int f = 0; f < bins; ++f) row_max[f] = std::max(row_max[f], double(db[t * bins + f]));
-  window_sum_ = 0;
-  for (float w : fe.window()) window_sum_ += w;
+  // Mean and standard deviation (numpy's, ddof = 0) of each frequency's floored dB.
+  std::vector<double> sum(bins, 0.0), sum_sq(bins, 0.0);
+  for (int64_t t = 0; t < frames; ++t)
+    for (int f = 0; f < bins; ++f) {
+      const double v = std::max(double(db[t * bins + f]), row_max[f] - kTopDb);
+      sum[f] += v;
+      sum_sq[f] += v * v;
+    }
   threshold_db_.assign(bins, 0.0);
   threshold_power_.assign(bins, 0.f);
   for (int f = 0; f < bins; ++f) {
-    double sum = 0, sum_sq = 0;
-    const double floor_db = row_max[f] - kTopDb;
-    for (int64_t t = 0; t < spec.n_frames; ++t) {
-      const double v = std::max(double(db[t * bins + f]), floor_db);
-      sum += v;
-      sum_sq += v * v;
-    }
-    const double mean = sum / spec.n_frames;
-    const double var = std::max(0.0, sum_sq / spec.n_frames - mean * mean);
+    const double mean = sum[f] / frames;
+    const double var = std::max(0.0, sum_sq[f] / frames - mean * mean);
     threshold_db_[f] = mean + std::sqrt(var) * options_.n_std_thresh_stationary;
     // Signal dB > threshold  <=>  |X| > 10^(thr/20) - eps, compared in power to skip the log.
     const double amp = std::pow(10.0, threshold_db_[f] / 20.0) - kEps;
     threshold_power_[f] = amp > 0 ? static_cast<float>(amp * amp) : -1.f;
   }
+  pass_power_ = threshold_power_;
 }
 
-bool StationaryGate::begin_signal(float peak_abs) {
-  if (threshold_power_.empty()) throw Error("gate: no noise profile was set");
-  row_max_magnitude_.assign(threshold_db_.size(), 0.f);
-  // noisereduce floors each frequency's dB at its maximum - 80 dB; that floor lets a whole
-  // frequency pass only if the maximum is 80 dB above the threshold. |X_f| <= peak * sum(w), so
-  // when that bound is below every threshold + 80 dB the maximum need not be computed.
-  const double bound_db = 20.0 * std::log10(double(peak_abs) * window_sum_ + kEps) - kTopDb;
-  floor_cannot_pass_ = true;
-  for (double thr : threshold_db_) floor_cannot_pass_ = floor_cannot_pass_ && bound_db <= thr;
-  return !floor_cannot_pass_;
-}
+void StationaryGate::begin_signal() { row_max_power_.assign(threshold_power_.size(), 0.f); }
 
 void StationaryGate::accumulate_signal_statistics(const Spectrogram& noisy) {
-  if (row_max_magnitude_.size() != static_cast<size_t>(noisy.n_bins)) row_max_magnitude_.assign(noisy.n_bins, 0.f);
+  if (row_max_power_.size() != static_cast<size_t>(noisy.n_bins)) row_max_power_.assign(noisy.n_bins, 0.f);
   for (int64_t t = 0; t < noisy.n_frames; ++t) {
     const auto* x = noisy.frame(t);
-    for (int f = 0; f < noisy.n_bins; ++f) row_max_magnitude_[f] = std::max(row_max_magnitude_[f], power(x[f]));
+    for (int f = 0; f < noisy.n_bins; ++f) row_max_power_[f] = std::max(row_max_power_[f], power(x[f]));
   }
+}
+
+bool StationaryGate::end_signal() {
+  // noisereduce floors each frequency's dB at its maximum - 80 dB, which lets the whole frequency
+  // pass when that floor is above the threshold. Gains are first computed assuming it never does
+  // (the usual case); if the measured maxima say otherwise the pass is redone with them.
+  bool changed = false;
+  for (size_t f = 0; f < pass_power_.size() && f < row_max_power_.size(); ++f) {
+    const double floor_db = 20.0 * std::log10(std::sqrt(double(row_max_power_[f])) + kEps) - kTopDb;
+    const float want = floor_db > threshold_db_[f] ? -1.f : threshold_power_[f];
+    if (want != pass_power_[f]) {
+      pass_power_[f] = want;
+      changed = true;
+    }
+  }
+  return changed;
 }
 
 void StationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain) {
   if (threshold_power_.empty()) throw Error("gate: no noise profile was set");
   const int bins = noisy.n_bins;
   if (bins != static_cast<int>(threshold_power_.size())) throw Error("gate: spectrogram size mismatch");
-  // A frequency whose floored dB (max - 80) is above the threshold passes everywhere.
-  std::vector<float> pass_power(threshold_power_);
-  if (!floor_cannot_pass_) {
-    if (row_max_magnitude_.size() != static_cast<size_t>(bins))
-      throw Error("gate: begin_signal/accumulate_signal_statistics were not called");
-    for (int f = 0; f < bins; ++f) {
-      const double floor_db = 20.0 * std::log10(std::sqrt(double(row_max_magnitude_[f])) + kEps) - kTopDb;
-      if (floor_db > threshold_db_[f]) pass_power[f] = -1.f;
-    }
-  }
+  const std::vector<float>& pass_power = pass_power_;
   const float on = 1.f, off = static_cast<float>(1.0 - options_.prop_decrease);
   gain.resize(noisy.bins.size());
   for (int64_t t = 0; t < noisy.n_frames; ++t) {

@@ -72,12 +72,14 @@ class Denoiser {
   virtual double default_noise_seconds() const { return -1; }
   virtual void set_noise(const std::vector<float>& noise) {}
 
-  // Statistics over the whole signal that a frame's gain may depend on. begin_signal() is called
-  // once per signal with its largest absolute sample; when it returns true, the caller feeds every
-  // frame of the signal to accumulate_signal_statistics() before the first gains() call.
-  virtual bool has_signal_statistics() const { return false; }
-  virtual bool begin_signal(float peak_abs) { return false; }
+  // Statistics over the whole signal that a frame's gain may depend on (the stationary gate's
+  // per-frequency maximum). A pass over a signal calls begin_signal(), then for each block gains()
+  // and accumulate_signal_statistics() with the same frames, then end_signal(). end_signal()
+  // returns true when the gains assumed statistics that the pass measured otherwise; the method
+  // then adopts the measured ones and the caller runs the pass again (at most once more).
+  virtual void begin_signal() {}
   virtual void accumulate_signal_statistics(const Spectrogram& noisy) {}
+  virtual bool end_signal() { return false; }
 
   // Gains for every bin of `noisy` (same layout): denoised = gain * noisy.
   virtual void gains(const Spectrogram& noisy, std::vector<float>& gain) = 0;

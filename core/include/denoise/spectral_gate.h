@@ -20,9 +20,9 @@ class StationaryGate : public Denoiser {
   int padding_samples() const override { return options_.padding_samples; }
   bool uses_noise_profile() const override { return true; }
   void set_noise(const std::vector<float>& noise) override;
-  bool has_signal_statistics() const override { return true; }
-  bool begin_signal(float peak_abs) override;
+  void begin_signal() override;
   void accumulate_signal_statistics(const Spectrogram& noisy) override;
+  bool end_signal() override;
   void gains(const Spectrogram& noisy, std::vector<float>& gain) override;
 
   // Per-frequency threshold in dB (for plots); empty before set_noise().
@@ -33,10 +33,9 @@ class StationaryGate : public Denoiser {
   FrontEndConfig config_;
   int smooth_bins_ = 0, smooth_frames_ = 0;
   std::vector<double> threshold_db_;
-  std::vector<float> threshold_power_;    // (10^(thr/20) - eps)^2, or -1 where always above
-  std::vector<float> row_max_magnitude_;  // per-frequency maximum |X| over the whole signal
-  bool floor_cannot_pass_ = false;        // the 80 dB floor is below every threshold
-  float window_sum_ = 0;
+  std::vector<float> threshold_power_;  // (10^(thr/20) - eps)^2, or -1 where always above
+  std::vector<float> pass_power_;       // threshold_power_, or -1 where the 80 dB floor passes all
+  std::vector<float> row_max_power_;    // per-frequency maximum |X|^2 measured in this pass
   std::vector<float> scratch_;
 };
 
