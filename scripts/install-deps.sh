@@ -8,7 +8,8 @@ packages=(
   libtorch-dev libsndfile1-dev libsamplerate0-dev libfftw3-dev
   portaudio19-dev nlohmann-json3-dev libcli11-dev libgtest-dev
   alsa-utils          # example voices in /usr/share/sounds/alsa, aplay/arecord
-  sox                 # used by the demo to describe the result
+  sox                 # demo and tests make and measure audio with it
+  time                # GNU time, peak memory in scripts/bench.sh
 )
 
 missing=()

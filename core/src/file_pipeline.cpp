@@ -161,8 +161,9 @@ std::vector<std::vector<float>> noise_samples(const Denoiser& d, const PipelineO
                   std::to_string(static_cast<double>(n_samples) / rate) + " s)");
     }
   }
-  // Methods clip long noise sources themselves; never read more than 10 minutes here.
+  // Read no more than the method uses, and never more than 10 minutes.
   count = std::min<int64_t>(count, int64_t{600} * rate);
+  if (d.max_noise_samples() > 0) count = std::min(count, d.max_noise_samples());
   source(0, count, noise);
   return noise;
 }

@@ -70,6 +70,8 @@ class Denoiser {
   virtual bool uses_noise_profile() const { return false; }
   // Seconds taken from the start of the input when no noise clip is given; < 0: the whole input.
   virtual double default_noise_seconds() const { return -1; }
+  // Most noise samples the method uses (the rest are ignored); <= 0: no limit.
+  virtual int64_t max_noise_samples() const { return 0; }
   virtual void set_noise(const std::vector<float>& noise) {}
 
   // Statistics over the whole signal that a frame's gain may depend on (the stationary gate's

@@ -19,6 +19,7 @@ class StationaryGate : public Denoiser {
   int context_frames() const override;
   int padding_samples() const override { return options_.padding_samples; }
   bool uses_noise_profile() const override { return true; }
+  int64_t max_noise_samples() const override { return options_.noise_clip_samples; }
   void set_noise(const std::vector<float>& noise) override;
   void begin_signal() override;
   void accumulate_signal_statistics(const Spectrogram& noisy) override;
