@@ -67,7 +67,6 @@ int main(int argc, char** argv) {
   std::string output, out_dir;
   denoise::PipelineOptions opt;
   bool quiet = false;
-  double block_seconds = 0;
 
   app.add_option("inputs", inputs, "Audio files or folders (searched recursively) to denoise")->required();
   auto* o_output = app.add_option("-o,--output", output, "Output file (one input file only); its extension picks the format");
@@ -118,8 +117,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(denoise::kMinSampleRateHz, denoise::kMaxSampleRateHz));
   out->add_option("--bits", opt.output_bits, "Output sample format: 8, 16, 24, 32 (integer PCM), f32, f64 [default: the input's]")
       ->check(CLI::IsMember({"8", "16", "24", "32", "f32", "f64"}));
-  app.add_option("--block-seconds", block_seconds,
-                 "Process in blocks of this many seconds [default: about 2^21 samples]; output does not depend on it");
+  app.add_option("--block-seconds", opt.block_seconds,
+                 "Process in blocks of this many seconds [default: 256 hops, or 4x a method's context]; the output does not depend on it")
+      ->check(CLI::PositiveNumber);
   app.add_flag("-q,--quiet", quiet, "Print errors only");
 
   try {

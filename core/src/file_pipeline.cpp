@@ -299,7 +299,10 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   };
 
   FileReport report;
-  run_blocks(source, n, ch, denoisers, options.block_samples, sink, start_output, progress, &report.blocks);
+  const int64_t block_samples = options.block_seconds > 0
+                                    ? std::max<int64_t>(1, std::llround(options.block_seconds * info.sample_rate_hz))
+                                    : options.block_samples;
+  run_blocks(source, n, ch, denoisers, block_samples, sink, start_output, progress, &report.blocks);
   limited.clear();
   limiter->flush(limited);
   emit(limited.data(), static_cast<int64_t>(limited.size()) / ch);

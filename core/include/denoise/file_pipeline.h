@@ -20,8 +20,10 @@ struct PipelineOptions {
   double gain_db = 0;            // amplification before the limiter
   int output_rate_hz = 0;        // 0: the input's rate
   std::string output_bits;       // "", "8", "16", "24", "32" (PCM), "f32", "f64"
-  // Output samples per block and channel; 0 picks a size that keeps memory bounded.
+  // Output samples per block and channel; 0 picks a size that keeps memory bounded (256 hops, or
+  // four times the method's context). block_seconds > 0 sets it in seconds instead (files).
   int64_t block_samples = 0;
+  double block_seconds = 0;
 };
 
 struct FileReport {
