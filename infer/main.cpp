@@ -4,7 +4,6 @@
 //   infer in.flac -o out.wav --method gate-nonstationary
 //   infer recordings/ --out-dir clean/   (folders are searched recursively)
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -13,11 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "denoise/audio_io.h"
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
 #include "denoise/progress.h"
-#include "denoise/audio_io.h"
 
 namespace fs = std::filesystem;
 using denoise::Error;
@@ -32,18 +31,21 @@ struct Job {
 bool is_denoised_output(const fs::path& p) {
   const std::string stem = p.stem().string();
   const std::string suffix = "_denoised";
-  return stem.size() >= suffix.size() && stem.compare(stem.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return stem.size() >= suffix.size() &&
+         stem.compare(stem.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::vector<fs::path> audio_files_in(const fs::path& dir) {
   std::vector<fs::path> files;
   std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec),
+       end;
        !ec && it != end; it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
     const fs::path& p = it->path();
     if (p.filename().string().rfind('.', 0) == 0) continue;  // hidden (e.g. our temporary files)
-    if (denoise::is_audio_extension(p.extension().string()) && !is_denoised_output(p)) files.push_back(p);
+    if (denoise::is_audio_extension(p.extension().string()) && !is_denoised_output(p))
+      files.push_back(p);
   }
   if (ec) throw Error(dir.string() + ": cannot list folder (" + ec.message() + ")");
   std::sort(files.begin(), files.end());
@@ -59,7 +61,8 @@ fs::path default_output(const fs::path& input) {
 int main(int argc, char** argv) {
   CLI::App app{
       "infer: denoise speech recordings (files or folders).\n"
-      "Output keeps the input's rate, channels and sample format unless --rate/--bits say otherwise,\n"
+      "Output keeps the input's rate, channels and sample format unless --rate/--bits say "
+      "otherwise,\n"
       "and is written to a temporary file that is renamed into place only when complete."};
   app.set_version_flag("--version", std::string("denoise ") + DENOISE_VERSION);
 
@@ -68,10 +71,13 @@ int main(int argc, char** argv) {
   denoise::PipelineOptions opt;
   bool quiet = false;
 
-  app.add_option("inputs", inputs, "Audio files or folders (searched recursively) to denoise")->required();
-  auto* o_output = app.add_option("-o,--output", output, "Output file (one input file only); its extension picks the format");
+  app.add_option("inputs", inputs, "Audio files or folders (searched recursively) to denoise")
+      ->required();
+  auto* o_output = app.add_option(
+      "-o,--output", output, "Output file (one input file only); its extension picks the format");
   auto* o_outdir = app.add_option("--out-dir", out_dir,
-                                  "Folder for outputs (created if missing); file names are kept, folder inputs keep their sub-folders");
+                                  "Folder for outputs (created if missing); file names are kept, "
+                                  "folder inputs keep their sub-folders");
   o_output->excludes(o_outdir);
 
   std::string methods_help = "Denoising method: ";
@@ -81,44 +87,64 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   auto* noise = app.add_option_group("Noise profile (gate, subtract)");
-  noise->add_option("--noise-clip", opt.noise_clip_path,
-                    "Noise-only recording to profile (any rate/channels; resampled and mixed as needed)")
+  noise
+      ->add_option(
+          "--noise-clip", opt.noise_clip_path,
+          "Noise-only recording to profile (any rate/channels; resampled and mixed as needed)")
       ->check(CLI::ExistingFile);
   noise->add_option("--noise-seconds", opt.noise_seconds,
-                    "Profile the first S seconds of each input [default: gate the whole input (first 600000 samples), subtract 0.5 s]");
+                    "Profile the first S seconds of each input [default: gate the whole input "
+                    "(first 600000 samples), subtract 0.5 s]");
 
   auto& g = opt.method_options.gate;
-  auto* gate = app.add_option_group("Spectral gating (gate, gate-nonstationary; defaults of noisereduce 3.0.3)");
-  gate->add_option("--prop-decrease", g.prop_decrease, "Proportion of the noise removed, 0..1")->capture_default_str();
+  auto* gate = app.add_option_group(
+      "Spectral gating (gate, gate-nonstationary; defaults of noisereduce 3.0.3)");
+  gate->add_option("--prop-decrease", g.prop_decrease, "Proportion of the noise removed, 0..1")
+      ->capture_default_str();
   gate->add_option("--n-std", g.n_std_thresh_stationary,
-                   "gate: threshold = noise mean + N standard deviations (dB), per frequency")->capture_default_str();
-  gate->add_option("--freq-smooth-hz", g.freq_mask_smooth_hz, "Mask smoothing across frequency, Hz")->capture_default_str();
-  gate->add_option("--time-smooth-ms", g.time_mask_smooth_ms, "Mask smoothing across time, ms")->capture_default_str();
+                   "gate: threshold = noise mean + N standard deviations (dB), per frequency")
+      ->capture_default_str();
+  gate->add_option("--freq-smooth-hz", g.freq_mask_smooth_hz, "Mask smoothing across frequency, Hz")
+      ->capture_default_str();
+  gate->add_option("--time-smooth-ms", g.time_mask_smooth_ms, "Mask smoothing across time, ms")
+      ->capture_default_str();
   gate->add_option("--time-constant-s", g.time_constant_s,
-                   "gate-nonstationary: time constant of the noise floor, s")->capture_default_str();
+                   "gate-nonstationary: time constant of the noise floor, s")
+      ->capture_default_str();
   gate->add_option("--thresh-n-mult", g.thresh_n_mult_nonstationary,
-                   "gate-nonstationary: bins more than N x above the floor pass")->capture_default_str();
+                   "gate-nonstationary: bins more than N x above the floor pass")
+      ->capture_default_str();
   gate->add_option("--sigmoid-slope", g.sigmoid_slope_nonstationary,
-                   "gate-nonstationary: slope of the soft mask")->capture_default_str();
+                   "gate-nonstationary: slope of the soft mask")
+      ->capture_default_str();
   gate->add_flag("--causal", g.causal,
-                 "Forward-only smoothing (noise floor and time smoothing use past frames only), as live mode runs it");
+                 "Forward-only smoothing (noise floor and time smoothing use past frames only), as "
+                 "live mode runs it");
   int n_fft = 1024, hop = 256;
-  app.add_option("--n-fft", n_fft, "FFT size of the classical methods, samples")->capture_default_str();
+  app.add_option("--n-fft", n_fft, "FFT size of the classical methods, samples")
+      ->capture_default_str();
   app.add_option("--hop", hop, "Hop of the classical methods, samples")->capture_default_str();
 
   auto& s = opt.method_options.subtract;
   auto* sub = app.add_option_group("Spectral subtraction (subtract)");
-  sub->add_option("--over-subtraction", s.over_subtraction, "Noise power is subtracted this many times")->capture_default_str();
+  sub->add_option("--over-subtraction", s.over_subtraction,
+                  "Noise power is subtracted this many times")
+      ->capture_default_str();
   sub->add_option("--floor", s.floor, "Lowest gain, linear (0.05 = -26 dB)")->capture_default_str();
 
   auto* out = app.add_option_group("Output");
-  out->add_option("--gain-db", opt.gain_db, "Amplify by this many dB; a peak limiter prevents clipping")->capture_default_str();
+  out->add_option("--gain-db", opt.gain_db,
+                  "Amplify by this many dB; a peak limiter prevents clipping")
+      ->capture_default_str();
   out->add_option("--rate", opt.output_rate_hz, "Output sample rate, Hz [default: the input's]")
       ->check(CLI::Range(denoise::kMinSampleRateHz, denoise::kMaxSampleRateHz));
-  out->add_option("--bits", opt.output_bits, "Output sample format: 8, 16, 24, 32 (integer PCM), f32, f64 [default: the input's]")
+  out->add_option(
+         "--bits", opt.output_bits,
+         "Output sample format: 8, 16, 24, 32 (integer PCM), f32, f64 [default: the input's]")
       ->check(CLI::IsMember({"8", "16", "24", "32", "f32", "f64"}));
   app.add_option("--block-seconds", opt.block_seconds,
-                 "Process in blocks of this many seconds [default: 256 hops, or 4x a method's context]; the output does not depend on it")
+                 "Process in blocks of this many seconds [default: 256 hops, or 4x a method's "
+                 "context]; the output does not depend on it")
       ->check(CLI::PositiveNumber);
   app.add_flag("-q,--quiet", quiet, "Print errors only");
 
@@ -160,18 +186,20 @@ int main(int argc, char** argv) {
         continue;
       }
       for (const auto& f : files) {
-        fs::path dest = out_dir.empty() ? default_output(f) : fs::path(out_dir) / fs::relative(f, p);
+        fs::path dest =
+            out_dir.empty() ? default_output(f) : fs::path(out_dir) / fs::relative(f, p);
         jobs.push_back({f, dest});
       }
     } else {
-      fs::path dest = !output.empty() ? fs::path(output)
+      fs::path dest = !output.empty()    ? fs::path(output)
                       : !out_dir.empty() ? fs::path(out_dir) / p.filename()
                                          : default_output(p);
       jobs.push_back({p, dest});
     }
   }
   if (!output.empty() && (folder_mode || jobs.size() > 1)) {
-    std::fprintf(stderr, "infer: error: -o/--output takes one input file; use --out-dir for several\n");
+    std::fprintf(stderr,
+                 "infer: error: -o/--output takes one input file; use --out-dir for several\n");
     return 2;
   }
 
@@ -179,7 +207,8 @@ int main(int argc, char** argv) {
     std::error_code ec;
     fs::create_directories(out_dir, ec);
     if (ec) {
-      std::fprintf(stderr, "infer: error: %s: cannot create output folder (%s)\n", out_dir.c_str(), ec.message().c_str());
+      std::fprintf(stderr, "infer: error: %s: cannot create output folder (%s)\n", out_dir.c_str(),
+                   ec.message().c_str());
       return 1;
     }
   }
@@ -192,12 +221,16 @@ int main(int argc, char** argv) {
       if (fs::weakly_canonical(job.input, ec) == fs::weakly_canonical(job.output, ec))
         throw Error(in + ": output path is the input file; refusing to overwrite it");
       if (!job.output.parent_path().empty() && !fs::exists(job.output.parent_path(), ec)) {
-        if (out_dir.empty()) throw Error(dst + ": output folder " + job.output.parent_path().string() + " does not exist");
+        if (out_dir.empty())
+          throw Error(dst + ": output folder " + job.output.parent_path().string() +
+                      " does not exist");
         fs::create_directories(job.output.parent_path(), ec);
       }
       std::unique_ptr<denoise::ProgressBar> bar;
       auto report = denoise::denoise_file(in, dst, opt, [&](int64_t d, int64_t total) {
-        if (!bar) bar = std::make_unique<denoise::ProgressBar>(job.input.filename().string(), total, !quiet);
+        if (!bar)
+          bar =
+              std::make_unique<denoise::ProgressBar>(job.input.filename().string(), total, !quiet);
         bar->update(d);
       });
       if (bar) bar->finish();
@@ -208,8 +241,9 @@ int main(int argc, char** argv) {
                     report.sample_rate_hz, opt.method.c_str());
       }
       if (report.limiter_reduction_db > 0.05) {
-        std::fprintf(stderr, "infer: note: %s: limiter reduced peaks by up to %.1f dB to avoid clipping\n", dst.c_str(),
-                     report.limiter_reduction_db);
+        std::fprintf(stderr,
+                     "infer: note: %s: limiter reduced peaks by up to %.1f dB to avoid clipping\n",
+                     dst.c_str(), report.limiter_reduction_db);
       }
     } catch (const Error& e) {
       fail(e.what());
@@ -218,7 +252,8 @@ int main(int argc, char** argv) {
     }
   }
   if (folder_mode) {
-    std::fprintf(stderr, "infer: %d file%s denoised, %d failed\n", done, done == 1 ? "" : "s", failures);
+    std::fprintf(stderr, "infer: %d file%s denoised, %d failed\n", done, done == 1 ? "" : "s",
+                 failures);
   }
   return failures > 0 ? 1 : 0;
 }

@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <sndfile.h>
 #include <unistd.h>
 
@@ -31,7 +30,8 @@ class TempDir {
 
 std::vector<float> sine(int64_t n, double freq, int rate, double amp = 0.5) {
   std::vector<float> x(n);
-  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(amp * std::sin(2 * M_PI * freq * i / rate));
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = static_cast<float>(amp * std::sin(2 * M_PI * freq * i / rate));
   return x;
 }
 
@@ -58,7 +58,8 @@ TEST(AudioIo, RoundTripKeepsSamplesRateAndChannels) {
     EXPECT_EQ(b.sample_rate_hz, 44100);
     ASSERT_EQ(b.channels.size(), 2u);
     ASSERT_EQ(b.frames(), 5000);
-    for (int ch = 0; ch < 2; ++ch) EXPECT_LE(test::max_abs_diff(a.channels[ch], b.channels[ch]), c.tolerance) << c.name;
+    for (int ch = 0; ch < 2; ++ch)
+      EXPECT_LE(test::max_abs_diff(a.channels[ch], b.channels[ch]), c.tolerance) << c.name;
   }
 }
 
@@ -90,7 +91,10 @@ TEST(AudioIo, BadFilesAreClearErrors) {
     return std::string("no error");
   };
   EXPECT_NE(message(tmp / "missing.wav").find("no such file"), std::string::npos);
-  { std::FILE* f = std::fopen((tmp / "empty.wav").c_str(), "wb"); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen((tmp / "empty.wav").c_str(), "wb");
+    std::fclose(f);
+  }
   EXPECT_NE(message(tmp / "empty.wav").find("empty"), std::string::npos);
   {
     std::FILE* f = std::fopen((tmp / "junk.wav").c_str(), "wb");
@@ -124,7 +128,8 @@ TEST(Resampler, SineSurvivesRoundTripAndLengthIsExact) {
   EXPECT_GE(test::si_sdr(a, b), 60.0);
   // And the 16 kHz signal is a 1 kHz sine at 16 kHz.
   const auto ref16 = sine(16000, 1000, 16000);
-  std::vector<float> c(ref16.begin() + 500, ref16.end() - 500), d(down.begin() + 500, down.end() - 500);
+  std::vector<float> c(ref16.begin() + 500, ref16.end() - 500),
+      d(down.begin() + 500, down.end() - 500);
   EXPECT_GE(test::si_sdr(c, d), 60.0);
 }
 

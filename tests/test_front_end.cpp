@@ -69,19 +69,22 @@ TEST_P(FrontEndConfigs, StreamingFormEqualsWholeSignalForm) {
   const int64_t comparable = static_cast<int64_t>(out.size()) - offset - (cfg.n_fft - hop);
   ASSERT_GT(comparable, n / 2);
   double max_diff = 0;
-  for (int64_t i = 0; i < comparable; ++i) max_diff = std::max(max_diff, double(std::abs(out[i + offset] - y[i])));
+  for (int64_t i = 0; i < comparable; ++i)
+    max_diff = std::max(max_diff, double(std::abs(out[i + offset] - y[i])));
   EXPECT_LE(max_diff, 1e-6);
   EXPECT_EQ(synth.latency_samples(), cfg.n_fft);
 }
 
 INSTANTIATE_TEST_SUITE_P(Configs, FrontEndConfigs,
                          ::testing::Values(make_config(512, 128), make_config(1024, 256),
-                                           make_config(400, 100), make_config(320, 160, WindowType::kSqrtHann),
+                                           make_config(400, 100),
+                                           make_config(320, 160, WindowType::kSqrtHann),
                                            make_config(512, 256, WindowType::kSqrtHann)),
                          [](const auto& param_info) {
                            const auto& c = param_info.param;
-                           return std::string(c.window == WindowType::kHann ? "hann" : "sqrthann") + "_" +
-                                  std::to_string(c.n_fft) + "_" + std::to_string(c.hop_length);
+                           return std::string(c.window == WindowType::kHann ? "hann" : "sqrthann") +
+                                  "_" + std::to_string(c.n_fft) + "_" +
+                                  std::to_string(c.hop_length);
                          });
 
 TEST(FrontEnd, BlockRangesEqualWholeSignal) {
@@ -95,7 +98,8 @@ TEST(FrontEnd, BlockRangesEqualWholeSignal) {
   // Output samples in blocks of 1000, each synthesised from the frames overlapping it only.
   for (int64_t s = 0; s < n; s += 1000) {
     const int64_t qa = s + half, qb = std::min(n, s + 1000) + half;
-    const int64_t k0 = std::max<int64_t>(0, (qa - 512) / 128 + 1), k1 = std::min(total, (qb - 1) / 128 + 1);
+    const int64_t k0 = std::max<int64_t>(0, (qa - 512) / 128 + 1),
+                  k1 = std::min(total, (qb - 1) / 128 + 1);
     Spectrogram part;
     part.resize(k1 - k0, whole.n_bins);
     std::copy(whole.frame(k0), whole.frame(k0) + (k1 - k0) * whole.n_bins, part.bins.begin());
@@ -110,7 +114,8 @@ TEST(FrontEnd, WindowSquareSumMatchesBruteForce) {
   for (int64_t p = 0; p < 9 * 128 + 512; p += 7) {
     double s = 0;
     for (int64_t k = 0; k < frames; ++k)
-      if (p >= k * 128 && p < k * 128 + 512) s += double(fe.window()[p - k * 128]) * fe.window()[p - k * 128];
+      if (p >= k * 128 && p < k * 128 + 512)
+        s += double(fe.window()[p - k * 128]) * fe.window()[p - k * 128];
     EXPECT_NEAR(fe.window_square_sum(p, frames), s, 1e-12) << p;
   }
 }

@@ -20,7 +20,8 @@ FrontEndConfig config(int n_fft, int hop, WindowType w) {
 }  // namespace
 
 TEST(TensorFrontEnd, AgreesWithFrameFormAndTorchStft) {
-  for (const auto& cfg : {config(512, 128, WindowType::kHann), config(320, 160, WindowType::kSqrtHann)}) {
+  for (const auto& cfg :
+       {config(512, 128, WindowType::kHann), config(320, 160, WindowType::kSqrtHann)}) {
     const int64_t n = 9001;
     const auto x = test::white_noise(n, 0.3, 5);
     FrontEnd fe(cfg);
@@ -33,14 +34,17 @@ TEST(TensorFrontEnd, AgreesWithFrameFormAndTorchStft) {
     ASSERT_EQ(spec.size(1), fe.n_bins());
     ASSERT_EQ(spec.size(2), frames.n_frames);
     // The frame form, laid out as torch's [F, T].
-    auto ours = torch::from_blob(frames.bins.data(), {frames.n_frames, frames.n_bins}, torch::kComplexFloat).t();
+    auto ours =
+        torch::from_blob(frames.bins.data(), {frames.n_frames, frames.n_bins}, torch::kComplexFloat)
+            .t();
     const double scale = spec.abs().max().item<double>();
     EXPECT_LE((spec[0] - ours).abs().max().item<double>() / scale, 1e-5);
 
     // Reference call spelled out: torch::stft with the periodic Hann of torch itself.
     if (cfg.window == WindowType::kHann) {
-      const auto ref = torch::stft(xt, cfg.n_fft, cfg.hop_length, cfg.n_fft, torch::hann_window(cfg.n_fft), true,
-                                   "constant", false, true, true);
+      const auto ref =
+          torch::stft(xt, cfg.n_fft, cfg.hop_length, cfg.n_fft, torch::hann_window(cfg.n_fft), true,
+                      "constant", false, true, true);
       EXPECT_LE((ref - ours).abs().max().item<double>() / scale, 1e-5);
     }
 
@@ -60,7 +64,8 @@ TEST(TensorFrontEnd, BatchedEqualsOneByOne) {
   const auto spec = tfe.analyze(batch);
   for (int b = 0; b < 3; ++b) {
     const auto one = tfe.analyze(batch[b]);
-    EXPECT_TRUE(torch::allclose(torch::view_as_real(spec[b]), torch::view_as_real(one[0]), 1e-5, 1e-5));
+    EXPECT_TRUE(
+        torch::allclose(torch::view_as_real(spec[b]), torch::view_as_real(one[0]), 1e-5, 1e-5));
   }
 }
 

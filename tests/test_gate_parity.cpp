@@ -12,7 +12,8 @@
 using namespace denoise;
 
 TEST(NoisereduceParity, EveryReferenceCase) {
-  if (!test::have_shared()) GTEST_SKIP() << "../shared/reference is absent: parity with noisereduce not checked";
+  if (!test::have_shared())
+    GTEST_SKIP() << "../shared/reference is absent: parity with noisereduce not checked";
   const std::string dir = test::shared_dir() + "/reference/noisereduce/";
   std::ifstream in(dir + "cases.json");
   ASSERT_TRUE(in) << "cannot open " << dir << "cases.json";
@@ -41,12 +42,15 @@ TEST(NoisereduceParity, EveryReferenceCase) {
     const Audio expected = read_audio(dir + c.at("output").get<std::string>());
     ASSERT_EQ(input.sample_rate_hz, c.at("sample_rate").get<int>());
     std::vector<float> noise;
-    if (p.contains("y_noise")) noise = read_audio(dir + p.at("y_noise").get<std::string>()).channels[0];
-    const auto out = denoise_channels(input.channels, input.sample_rate_hz, opt, noise.empty() ? nullptr : &noise);
+    if (p.contains("y_noise"))
+      noise = read_audio(dir + p.at("y_noise").get<std::string>()).channels[0];
+    const auto out = denoise_channels(input.channels, input.sample_rate_hz, opt,
+                                      noise.empty() ? nullptr : &noise);
     ASSERT_EQ(out[0].size(), expected.channels[0].size());
     const double sdr = test::si_sdr(expected.channels[0], out[0]);
     EXPECT_GE(sdr, 30.0) << c.at("output").get<std::string>();
-    std::printf("  %-40s SI-SDR vs noisereduce %.1f dB\n", c.at("output").get<std::string>().c_str(), sdr);
+    std::printf("  %-40s SI-SDR vs noisereduce %.1f dB\n",
+                c.at("output").get<std::string>().c_str(), sdr);
     ++checked;
   }
   EXPECT_GE(checked, 1);

@@ -1,7 +1,6 @@
 // The block pipeline: block output equals whole-signal output, methods reduce noise, channels are
 // independent, bad lengths are errors.
 #include <gtest/gtest.h>
-
 #include <sndfile.h>
 
 #include <filesystem>
@@ -57,15 +56,19 @@ TEST_P(BlockEquality, SmallBlocksEqualWholeSignal) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, BlockEquality,
-                         ::testing::Values(BlockCase{"gate", 2.0, false}, BlockCase{"gate", 2.0, true},
+                         ::testing::Values(BlockCase{"gate", 2.0, false},
+                                           BlockCase{"gate", 2.0, true},
                                            BlockCase{"gate-nonstationary", 0.1, false},
                                            BlockCase{"gate-nonstationary", 0.1, true},
                                            BlockCase{"gate-nonstationary", 2.0, false},
                                            BlockCase{"subtract", 2.0, false}),
                          [](const auto& param_info) {
-                           std::string name = param_info.param.method + (param_info.param.causal ? "_causal" : "") + "_tc" +
-                                              std::to_string(static_cast<int>(param_info.param.time_constant_s * 10));
-                           for (auto& ch : name) if (ch == '-') ch = '_';
+                           std::string name = param_info.param.method +
+                                              (param_info.param.causal ? "_causal" : "") + "_tc" +
+                                              std::to_string(static_cast<int>(
+                                                  param_info.param.time_constant_s * 10));
+                           for (auto& ch : name)
+                             if (ch == '-') ch = '_';
                            return name;
                          });
 
@@ -143,7 +146,8 @@ TEST(Pipeline, TooShortAndUnknownMethodAreErrors) {
 }
 
 TEST(Pipeline, FileBlocksEqualWholeFileAndFormatIsKept) {
-  const auto dir = std::filesystem::temp_directory_path() / ("denoise_pipeline_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("denoise_pipeline_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const int64_t n = 5 * kRate;
   Audio a;
@@ -163,7 +167,8 @@ TEST(Pipeline, FileBlocksEqualWholeFileAndFormatIsKept) {
   const Audio blocks = read_audio((dir / "blocks.wav").string());
   ASSERT_EQ(whole.channels.size(), 2u);
   ASSERT_EQ(whole.frames(), n);
-  for (int c = 0; c < 2; ++c) EXPECT_LE(test::max_abs_diff(whole.channels[c], blocks.channels[c]), 1e-4);
+  for (int c = 0; c < 2; ++c)
+    EXPECT_LE(test::max_abs_diff(whole.channels[c], blocks.channels[c]), 1e-4);
   // Same format as the input.
   AudioReader r((dir / "whole.wav").string());
   EXPECT_EQ(r.info().format, SF_FORMAT_WAV | SF_FORMAT_FLOAT);

@@ -20,7 +20,9 @@ inline double si_sdr(const std::vector<float>& reference, const std::vector<floa
   for (size_t i = 0; i < n; ++i) mr += reference[i], me += estimate[i];
   mr /= n, me /= n;
   double dot = 0, rr = 0;
-  for (size_t i = 0; i < n; ++i) dot += (estimate[i] - me) * (reference[i] - mr), rr += (reference[i] - mr) * (reference[i] - mr);
+  for (size_t i = 0; i < n; ++i)
+    dot += (estimate[i] - me) * (reference[i] - mr),
+        rr += (reference[i] - mr) * (reference[i] - mr);
   const double a = dot / rr;
   double t = 0, e = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -33,7 +35,8 @@ inline double si_sdr(const std::vector<float>& reference, const std::vector<floa
 
 inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    m = std::max(m, double(std::abs(a[i] - b[i])));
   return m;
 }
 

@@ -55,7 +55,8 @@ std::string describe_format(int sf_format) {
   sub.format = sf_format & SF_FORMAT_SUBMASK;
   std::string text;
   if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &major, sizeof(major)) == 0) text = major.name;
-  if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &sub, sizeof(sub)) == 0) text += std::string(", ") + sub.name;
+  if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &sub, sizeof(sub)) == 0)
+    text += std::string(", ") + sub.name;
   return text.empty() ? "unknown format" : text;
 }
 
@@ -88,7 +89,8 @@ AudioReader::AudioReader(const std::string& path) : path_(path) {
   sf_command(file, SFC_GET_LOG_INFO, log, sizeof(log));
   // Only a short data chunk (WAV "data", AIFF "SSND") means lost audio; a wrong RIFF/FORM size
   // alone, common in files from streaming recorders, does not.
-  for (const char* cut = std::strstr(log, "(should be"); cut; cut = std::strstr(cut + 1, "(should be")) {
+  for (const char* cut = std::strstr(log, "(should be"); cut;
+       cut = std::strstr(cut + 1, "(should be")) {
     const char* line = cut;
     while (line > log && line[-1] != '\n') --line;
     std::string what(line, std::strcspn(line, "\n"));
@@ -96,7 +98,8 @@ AudioReader::AudioReader(const std::string& path) : path_(path) {
     if (what.rfind("data", 0) == 0 || what.rfind("SSND", 0) == 0)
       fail("truncated file: its header promises more data than it holds (" + what + ")");
   }
-  if (sf.frames <= 0 || sf.frames == SF_COUNT_MAX) fail("no audio samples (zero-length or truncated file)");
+  if (sf.frames <= 0 || sf.frames == SF_COUNT_MAX)
+    fail("no audio samples (zero-length or truncated file)");
   if (sf.samplerate < kMinSampleRateHz || sf.samplerate > kMaxSampleRateHz) {
     fail("sample rate " + std::to_string(sf.samplerate) + " Hz is outside the supported " +
          std::to_string(kMinSampleRateHz) + "-" + std::to_string(kMaxSampleRateHz) + " Hz");
@@ -116,7 +119,8 @@ int64_t AudioReader::read(float* interleaved, int64_t frames) {
   const sf_count_t got = sf_readf_float(as_sndfile(file_), interleaved, want);
   const int err = sf_error(as_sndfile(file_));
   if (got < want || err != SF_ERR_NO_ERROR) {
-    const std::string why = err != SF_ERR_NO_ERROR ? sf_strerror(as_sndfile(file_)) : "unexpected end of data";
+    const std::string why =
+        err != SF_ERR_NO_ERROR ? sf_strerror(as_sndfile(file_)) : "unexpected end of data";
     throw Error(path_ + ": truncated or corrupt audio data at sample " +
                 std::to_string(position_ + std::max<int64_t>(got, 0)) + " of " +
                 std::to_string(info_.frames) + " (" + why + ")");
@@ -146,7 +150,8 @@ AudioWriter::AudioWriter(const std::string& path, const AudioInfo& format)
   fs::path dir = target.parent_path();
   if (dir.empty()) dir = ".";
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw Error(path + ": output folder " + dir.string() + " does not exist");
+  if (!fs::is_directory(dir, ec))
+    throw Error(path + ": output folder " + dir.string() + " does not exist");
   std::random_device rd;
   temp_path_ = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(rd() % 1000000)))
                    .string();
@@ -163,8 +168,10 @@ AudioWriter::AudioWriter(const std::string& path, const AudioInfo& format)
   if (!file) {
     const int e = errno;
     std::string why = sf_strerror(nullptr);
-    if (access(dir.c_str(), W_OK) != 0) why = "output folder " + dir.string() + " is not writable";
-    else if (e != 0) why += std::string(" (") + std::strerror(e) + ")";
+    if (access(dir.c_str(), W_OK) != 0)
+      why = "output folder " + dir.string() + " is not writable";
+    else if (e != 0)
+      why += std::string(" (") + std::strerror(e) + ")";
     throw Error(path + ": cannot create output: " + why);
   }
   file_ = file;
@@ -195,10 +202,12 @@ void AudioWriter::commit() {
   sf_write_sync(as_sndfile(file_));
   const int rc = sf_close(as_sndfile(file_));
   file_ = nullptr;
-  if (rc != 0) throw Error(path_ + ": finishing the output failed (" + std::string(sf_error_number(rc)) + ")");
+  if (rc != 0)
+    throw Error(path_ + ": finishing the output failed (" + std::string(sf_error_number(rc)) + ")");
   std::error_code ec;
   fs::rename(temp_path_, path_, ec);
-  if (ec) throw Error(path_ + ": cannot move the finished output into place (" + ec.message() + ")");
+  if (ec)
+    throw Error(path_ + ": cannot move the finished output into place (" + ec.message() + ")");
   committed_ = true;
 }
 
@@ -215,7 +224,8 @@ Audio read_audio(const std::string& path) {
     const int64_t got = reader.read(buffer.data(), kBlock);
     if (got == 0) break;
     for (int64_t i = 0; i < got; ++i)
-      for (int c = 0; c < info.channels; ++c) audio.channels[c][pos + i] = buffer[i * info.channels + c];
+      for (int c = 0; c < info.channels; ++c)
+        audio.channels[c][pos + i] = buffer[i * info.channels + c];
     pos += got;
   }
   return audio;

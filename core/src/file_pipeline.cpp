@@ -17,7 +17,8 @@ namespace denoise {
 namespace {
 
 // Reads planar samples [start, start + count) of the input, zeros outside [0, frames).
-using SourceFn = std::function<void(int64_t start, int64_t count, std::vector<std::vector<float>>&)>;
+using SourceFn =
+    std::function<void(int64_t start, int64_t count, std::vector<std::vector<float>>&)>;
 // Receives each block of denoised planar samples, in order.
 using SinkFn = std::function<void(const std::vector<std::vector<float>>&, int64_t count)>;
 
@@ -47,7 +48,8 @@ void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
   const int64_t n_blocks = (n_samples + block_samples - 1) / block_samples;
   if (blocks_out) *blocks_out = n_blocks;
 
-  // Padded coordinate q of original sample i: q = i + pad + half. Frame k spans [k*hop, k*hop+n_fft).
+  // Padded coordinate q of original sample i: q = i + pad + half. Frame k spans [k*hop,
+  // k*hop+n_fft).
   std::vector<std::vector<float>> raw(channels);
   auto read_frames = [&](int64_t k0, int64_t k1) {
     const int64_t q0 = k0 * hop, q1 = (k1 - 1) * hop + n_fft;
@@ -60,32 +62,32 @@ void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
   // A second pass only when a method's whole-signal statistics changed its gains (see
   // Denoiser::end_signal); the sink is restarted first.
   for (int pass = 0; pass < 2; ++pass) {
-  if (pass > 0) restart();
-  for (auto& d : denoisers) d->begin_signal();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const int64_t s = b * block_samples;
-    const int64_t count = std::min(block_samples, n_samples - s);
-    const int64_t qa = s + pad + half, qb = qa + count;
-    // Frames overlapping [qa, qb), then the context around them.
-    const int64_t k_first = std::max<int64_t>(0, (qa - n_fft) / hop + 1);
-    const int64_t k_last = std::min<int64_t>(total_frames - 1, (qb - 1) / hop);
-    const int64_t k0 = std::max<int64_t>(0, k_first - context);
-    const int64_t k1 = std::min<int64_t>(total_frames, k_last + 1 + context);
-    read_frames(k0, k1);
-    for (int c = 0; c < channels; ++c) {
-      fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
-      denoisers[c]->gains(spec, gains);
-      denoisers[c]->accumulate_signal_statistics(spec);
-      for (size_t i = 0; i < spec.bins.size(); ++i) spec.bins[i] *= gains[i];
-      out[c].resize(count);
-      fe.synthesize_range(spec, k0, total_frames, qa, qb, out[c].data());
+    if (pass > 0) restart();
+    for (auto& d : denoisers) d->begin_signal();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t s = b * block_samples;
+      const int64_t count = std::min(block_samples, n_samples - s);
+      const int64_t qa = s + pad + half, qb = qa + count;
+      // Frames overlapping [qa, qb), then the context around them.
+      const int64_t k_first = std::max<int64_t>(0, (qa - n_fft) / hop + 1);
+      const int64_t k_last = std::min<int64_t>(total_frames - 1, (qb - 1) / hop);
+      const int64_t k0 = std::max<int64_t>(0, k_first - context);
+      const int64_t k1 = std::min<int64_t>(total_frames, k_last + 1 + context);
+      read_frames(k0, k1);
+      for (int c = 0; c < channels; ++c) {
+        fe.analyze_range(raw[c].data(), k0, k1 - k0, spec);
+        denoisers[c]->gains(spec, gains);
+        denoisers[c]->accumulate_signal_statistics(spec);
+        for (size_t i = 0; i < spec.bins.size(); ++i) spec.bins[i] *= gains[i];
+        out[c].resize(count);
+        fe.synthesize_range(spec, k0, total_frames, qa, qb, out[c].data());
+      }
+      sink(out, count);
+      if (progress) progress(s + count, n_samples);
     }
-    sink(out, count);
-    if (progress) progress(s + count, n_samples);
-  }
-  bool again = false;
-  for (auto& d : denoisers) again = d->end_signal() || again;
-  if (!again) break;
+    bool again = false;
+    for (auto& d : denoisers) again = d->end_signal() || again;
+    if (!again) break;
   }
 }
 
@@ -101,27 +103,41 @@ std::string extension_of(const std::string& path) { return fs::path(path).extens
 
 int output_format(const AudioInfo& in, const std::string& out_path, const std::string& bits) {
   std::string ext = extension_of(out_path);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   const int major = major_format_for_extension(ext);
-  if (major == 0) throw Error(out_path + ": unknown output format '" + ext + "' (use .wav, .flac, .ogg, ...)");
+  if (major == 0)
+    throw Error(out_path + ": unknown output format '" + ext + "' (use .wav, .flac, .ogg, ...)");
   const int in_major = in.format & SF_FORMAT_TYPEMASK;
   int sub = in.format & SF_FORMAT_SUBMASK;
-  if (ext == ".opus") sub = SF_FORMAT_OPUS;
-  else if (major == SF_FORMAT_OGG && sub != SF_FORMAT_VORBIS && sub != SF_FORMAT_OPUS) sub = SF_FORMAT_VORBIS;
-  else if (major == SF_FORMAT_MPEG) sub = SF_FORMAT_MPEG_LAYER_III;
-  const bool lossy = sub == SF_FORMAT_VORBIS || sub == SF_FORMAT_OPUS || sub == SF_FORMAT_MPEG_LAYER_III ||
-                     sub == SF_FORMAT_MPEG_LAYER_I || sub == SF_FORMAT_MPEG_LAYER_II;
-  if (major != in_major && major != SF_FORMAT_OGG && major != SF_FORMAT_MPEG && lossy) sub = SF_FORMAT_PCM_16;
+  if (ext == ".opus")
+    sub = SF_FORMAT_OPUS;
+  else if (major == SF_FORMAT_OGG && sub != SF_FORMAT_VORBIS && sub != SF_FORMAT_OPUS)
+    sub = SF_FORMAT_VORBIS;
+  else if (major == SF_FORMAT_MPEG)
+    sub = SF_FORMAT_MPEG_LAYER_III;
+  const bool lossy = sub == SF_FORMAT_VORBIS || sub == SF_FORMAT_OPUS ||
+                     sub == SF_FORMAT_MPEG_LAYER_III || sub == SF_FORMAT_MPEG_LAYER_I ||
+                     sub == SF_FORMAT_MPEG_LAYER_II;
+  if (major != in_major && major != SF_FORMAT_OGG && major != SF_FORMAT_MPEG && lossy)
+    sub = SF_FORMAT_PCM_16;
   if (!bits.empty()) {
     if (major == SF_FORMAT_OGG || major == SF_FORMAT_MPEG)
       throw Error(out_path + ": --bits does not apply to a lossy format");
-    if (bits == "8") sub = major == SF_FORMAT_WAV ? SF_FORMAT_PCM_U8 : SF_FORMAT_PCM_S8;
-    else if (bits == "16") sub = SF_FORMAT_PCM_16;
-    else if (bits == "24") sub = SF_FORMAT_PCM_24;
-    else if (bits == "32") sub = SF_FORMAT_PCM_32;
-    else if (bits == "f32") sub = SF_FORMAT_FLOAT;
-    else if (bits == "f64") sub = SF_FORMAT_DOUBLE;
-    else throw Error("--bits must be 8, 16, 24, 32, f32 or f64, got '" + bits + "'");
+    if (bits == "8")
+      sub = major == SF_FORMAT_WAV ? SF_FORMAT_PCM_U8 : SF_FORMAT_PCM_S8;
+    else if (bits == "16")
+      sub = SF_FORMAT_PCM_16;
+    else if (bits == "24")
+      sub = SF_FORMAT_PCM_24;
+    else if (bits == "32")
+      sub = SF_FORMAT_PCM_32;
+    else if (bits == "f32")
+      sub = SF_FORMAT_FLOAT;
+    else if (bits == "f64")
+      sub = SF_FORMAT_DOUBLE;
+    else
+      throw Error("--bits must be 8, 16, 24, 32, f32 or f64, got '" + bits + "'");
   }
   SF_INFO check{};
   check.samplerate = in.sample_rate_hz;
@@ -146,18 +162,23 @@ std::vector<std::vector<float>> noise_samples(const Denoiser& d, const PipelineO
   if (!options.noise_clip_path.empty()) {
     Audio clip = read_audio(options.noise_clip_path);
     std::vector<std::vector<float>> per_channel;
-    if (static_cast<int>(clip.channels.size()) == channels) per_channel = clip.channels;
-    else per_channel.assign(channels, mix_to_mono(clip));
-    for (int c = 0; c < channels; ++c) noise[c] = resample(per_channel[c], clip.sample_rate_hz, rate);
+    if (static_cast<int>(clip.channels.size()) == channels)
+      per_channel = clip.channels;
+    else
+      per_channel.assign(channels, mix_to_mono(clip));
+    for (int c = 0; c < channels; ++c)
+      noise[c] = resample(per_channel[c], clip.sample_rate_hz, rate);
     return noise;
   }
-  const double seconds = options.noise_seconds >= 0 ? options.noise_seconds : d.default_noise_seconds();
+  const double seconds =
+      options.noise_seconds >= 0 ? options.noise_seconds : d.default_noise_seconds();
   int64_t count = n_samples;
   if (seconds >= 0) {
     count = static_cast<int64_t>(std::llround(seconds * rate));
     if (count < 1) throw Error("--noise-seconds must be > 0");
     if (count > n_samples) {
-      throw Error(label + ": --noise-seconds " + std::to_string(seconds) + " is longer than the file (" +
+      throw Error(label + ": --noise-seconds " + std::to_string(seconds) +
+                  " is longer than the file (" +
                   std::to_string(static_cast<double>(n_samples) / rate) + " s)");
     }
   }
@@ -168,17 +189,20 @@ std::vector<std::vector<float>> noise_samples(const Denoiser& d, const PipelineO
   return noise;
 }
 
-std::vector<std::unique_ptr<Denoiser>> make_denoisers(const PipelineOptions& options, int channels, int rate) {
+std::vector<std::unique_ptr<Denoiser>> make_denoisers(const PipelineOptions& options, int channels,
+                                                      int rate) {
   std::vector<std::unique_ptr<Denoiser>> ds;
-  for (int c = 0; c < channels; ++c) ds.push_back(make_denoiser(options.method, options.method_options, rate));
+  for (int c = 0; c < channels; ++c)
+    ds.push_back(make_denoiser(options.method, options.method_options, rate));
   return ds;
 }
 
 void check_length(const Denoiser& d, int64_t n_samples, const std::string& label) {
   const int n_fft = d.front_end().n_fft;
   if (n_samples < n_fft) {
-    throw Error(label + ": too short to denoise (" + std::to_string(n_samples) + " samples, the " + d.name() +
-                " method needs at least one " + std::to_string(n_fft) + "-sample analysis frame)");
+    throw Error(label + ": too short to denoise (" + std::to_string(n_samples) + " samples, the " +
+                d.name() + " method needs at least one " + std::to_string(n_fft) +
+                "-sample analysis frame)");
   }
 }
 
@@ -210,7 +234,8 @@ std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<f
   std::vector<std::vector<float>> result(n_ch);
   for (auto& r : result) r.reserve(n);
   SinkFn sink = [&](const std::vector<std::vector<float>>& block, int64_t count) {
-    for (int c = 0; c < n_ch; ++c) result[c].insert(result[c].end(), block[c].begin(), block[c].begin() + count);
+    for (int c = 0; c < n_ch; ++c)
+      result[c].insert(result[c].end(), block[c].begin(), block[c].begin() + count);
   };
   auto restart = [&] {
     for (auto& r : result) r.clear();
@@ -265,13 +290,15 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   auto start_output = [&] {
     writer.reset();  // removes an earlier temporary file
     writer = std::make_unique<AudioWriter>(output, out_info);
-    if (out_rate != info.sample_rate_hz) resampler = std::make_unique<Resampler>(ch, info.sample_rate_hz, out_rate);
+    if (out_rate != info.sample_rate_hz)
+      resampler = std::make_unique<Resampler>(ch, info.sample_rate_hz, out_rate);
     limiter = std::make_unique<PeakLimiter>(ch, out_rate);
     written = consumed = 0;
   };
   start_output();
   const float gain = static_cast<float>(std::pow(10.0, options.gain_db / 20.0));
-  const int64_t out_total = resampler ? static_cast<int64_t>(std::llround(n * resampler->ratio())) : n;
+  const int64_t out_total =
+      resampler ? static_cast<int64_t>(std::llround(n * resampler->ratio())) : n;
   std::vector<float> block_inter, resampled, limited;
 
   auto emit = [&](const float* data, int64_t frames) {
@@ -299,9 +326,10 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   };
 
   FileReport report;
-  const int64_t block_samples = options.block_seconds > 0
-                                    ? std::max<int64_t>(1, std::llround(options.block_seconds * info.sample_rate_hz))
-                                    : options.block_samples;
+  const int64_t block_samples =
+      options.block_seconds > 0
+          ? std::max<int64_t>(1, std::llround(options.block_seconds * info.sample_rate_hz))
+          : options.block_samples;
   run_blocks(source, n, ch, denoisers, block_samples, sink, start_output, progress, &report.blocks);
   limited.clear();
   limiter->flush(limited);

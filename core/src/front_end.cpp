@@ -14,9 +14,11 @@ namespace denoise {
 
 void FrontEndConfig::validate() const {
   auto fail = [](const std::string& why) { throw Error("front end: " + why); };
-  if (n_fft < 16 || n_fft % 2 != 0) fail("n_fft must be even and >= 16, got " + std::to_string(n_fft));
+  if (n_fft < 16 || n_fft % 2 != 0)
+    fail("n_fft must be even and >= 16, got " + std::to_string(n_fft));
   if (hop_length <= 0 || hop_length > n_fft / 2)
-    fail("hop_length must be in 1..n_fft/2 (" + std::to_string(n_fft / 2) + "), got " + std::to_string(hop_length));
+    fail("hop_length must be in 1..n_fft/2 (" + std::to_string(n_fft / 2) + "), got " +
+         std::to_string(hop_length));
   if (sample_rate_hz < 1000 || sample_rate_hz > 384000)
     fail("sample_rate_hz out of range: " + std::to_string(sample_rate_hz));
   if (power_exponent <= 0 || power_exponent > 1) fail("power_exponent must be in (0, 1]");
@@ -31,17 +33,21 @@ bool FrontEndConfig::operator==(const FrontEndConfig& o) const {
 }
 
 void to_json(nlohmann::json& j, const FrontEndConfig& c) {
-  j = nlohmann::json{{"sample_rate_hz", c.sample_rate_hz}, {"n_fft", c.n_fft},
-                     {"hop_length", c.hop_length},         {"window", c.window},
-                     {"center", c.center},                 {"compression", c.compression},
-                     {"power_exponent", c.power_exponent}, {"log_epsilon", c.log_epsilon},
+  j = nlohmann::json{{"sample_rate_hz", c.sample_rate_hz},
+                     {"n_fft", c.n_fft},
+                     {"hop_length", c.hop_length},
+                     {"window", c.window},
+                     {"center", c.center},
+                     {"compression", c.compression},
+                     {"power_exponent", c.power_exponent},
+                     {"log_epsilon", c.log_epsilon},
                      {"power_epsilon", c.power_epsilon}};
 }
 
 void from_json(const nlohmann::json& j, FrontEndConfig& c) {
-  static const std::set<std::string> kKeys = {"sample_rate_hz", "n_fft",          "hop_length",
-                                              "window",         "center",         "compression",
-                                              "power_exponent", "log_epsilon",    "power_epsilon"};
+  static const std::set<std::string> kKeys = {"sample_rate_hz", "n_fft",       "hop_length",
+                                              "window",         "center",      "compression",
+                                              "power_exponent", "log_epsilon", "power_epsilon"};
   if (!j.is_object()) throw Error("front end config: expected a JSON object");
   for (const auto& item : j.items())
     if (!kKeys.count(item.key())) throw Error("front end config: unknown key '" + item.key() + "'");
@@ -58,7 +64,8 @@ void from_json(const nlohmann::json& j, FrontEndConfig& c) {
     // The enum macros map unknown strings to the first value; reject them instead.
     const std::string window = j.at("window").get<std::string>();
     const std::string compression = j.at("compression").get<std::string>();
-    if (window != "hann" && window != "sqrt_hann") throw Error("front end config: unknown window '" + window + "'");
+    if (window != "hann" && window != "sqrt_hann")
+      throw Error("front end config: unknown window '" + window + "'");
     if (compression != "none" && compression != "log" && compression != "power")
       throw Error("front end config: unknown compression '" + compression + "'");
     j.at("window").get_to(c.window);
@@ -86,7 +93,8 @@ struct FrontEnd::Fft {
     // would make outputs differ in the last bits).
     forward = fftwf_plan_dft_r2c_1d(n, time, freq, FFTW_ESTIMATE);
     inverse = fftwf_plan_dft_c2r_1d(n, freq, time, FFTW_ESTIMATE);
-    if (!forward || !inverse) throw Error("front end: FFTW could not plan an FFT of size " + std::to_string(n));
+    if (!forward || !inverse)
+      throw Error("front end: FFTW could not plan an FFT of size " + std::to_string(n));
   }
   ~Fft() {
     static std::mutex planner_mutex_d;
@@ -177,8 +185,8 @@ void FrontEnd::analyze_range(const float* padded, int64_t first_frame, int64_t c
   for (int64_t k = 0; k < count; ++k) analyze_frame(padded + k * config_.hop_length, out.frame(k));
 }
 
-void FrontEnd::synthesize_range(const Spectrogram& spec, int64_t first_frame,
-                                int64_t total_frames, int64_t begin, int64_t end, float* out) {
+void FrontEnd::synthesize_range(const Spectrogram& spec, int64_t first_frame, int64_t total_frames,
+                                int64_t begin, int64_t end, float* out) {
   const int n = config_.n_fft;
   const int64_t hop = config_.hop_length;
   const int64_t len = end - begin;
@@ -201,7 +209,8 @@ void FrontEnd::synthesize_range(const Spectrogram& spec, int64_t first_frame,
   for (int64_t r = 0; r < hop; ++r) steady[r] = window_square_sum(base + r, base / hop + n + 1);
   const int64_t steady_lo = n, steady_hi = (total_frames - 1) * hop;  // [lo, hi) fully covered
   for (int64_t p = begin; p < end; ++p) {
-    const double s = (p >= steady_lo && p < steady_hi) ? steady[p % hop] : window_square_sum(p, total_frames);
+    const double s =
+        (p >= steady_lo && p < steady_hi) ? steady[p % hop] : window_square_sum(p, total_frames);
     // torch.istft and scipy leave positions no window covers at zero.
     out[p - begin] = s > 1e-11 ? static_cast<float>(acc[p - begin] / s) : 0.f;
   }

@@ -10,11 +10,14 @@ TensorFrontEnd::TensorFrontEnd(const FrontEndConfig& config) : config_(config) {
   window_ = torch::tensor(frame_form.window(), torch::kFloat32);
 }
 
-torch::Tensor TensorFrontEnd::window(const torch::Device& device) const { return window_.to(device); }
+torch::Tensor TensorFrontEnd::window(const torch::Device& device) const {
+  return window_.to(device);
+}
 
 torch::Tensor TensorFrontEnd::analyze(const torch::Tensor& signal) const {
   if (signal.dim() != 1 && signal.dim() != 2)
-    throw Error("front end: analyze expects [T] or [B, T], got " + std::to_string(signal.dim()) + " dims");
+    throw Error("front end: analyze expects [T] or [B, T], got " + std::to_string(signal.dim()) +
+                " dims");
   const torch::Tensor x = signal.dim() == 1 ? signal.unsqueeze(0) : signal;
   return torch::stft(x, config_.n_fft, config_.hop_length, config_.n_fft, window(x.device()),
                      config_.center, "constant", /*normalized=*/false, /*onesided=*/true,

@@ -8,7 +8,8 @@ namespace denoise {
 PeakLimiter::PeakLimiter(int channels, int sample_rate_hz, double ceiling, double lookahead_ms,
                          double release_ms)
     : channels_(channels),
-      lookahead_(std::max(1, static_cast<int>(std::lround(lookahead_ms * sample_rate_hz / 1000.0)))),
+      lookahead_(
+          std::max(1, static_cast<int>(std::lround(lookahead_ms * sample_rate_hz / 1000.0)))),
       // A hair below the ceiling so rounding in the running sums can never push a peak over it.
       ceiling_(ceiling * (1.0 - 1e-6)),
       release_coef_(1.0 - std::exp(-1.0 / (release_ms * 1e-3 * sample_rate_hz))) {
@@ -19,7 +20,9 @@ PeakLimiter::PeakLimiter(int channels, int sample_rate_hz, double ceiling, doubl
   held_sum_ = lookahead_;
 }
 
-double PeakLimiter::max_reduction_db() const { return min_gain_ < 1.0 ? -20.0 * std::log10(min_gain_) : 0.0; }
+double PeakLimiter::max_reduction_db() const {
+  return min_gain_ < 1.0 ? -20.0 * std::log10(min_gain_) : 0.0;
+}
 
 void PeakLimiter::push_frame(const float* frame, std::vector<float>& out) {
   const int64_t n = n_;

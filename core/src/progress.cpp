@@ -7,8 +7,11 @@
 namespace denoise {
 
 ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled && isatty(STDERR_FILENO)),
-      start_(std::chrono::steady_clock::now()), last_draw_() {}
+    : label_(std::move(label)),
+      total_(total),
+      enabled_(enabled && isatty(STDERR_FILENO)),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_() {}
 
 ProgressBar::~ProgressBar() { finish(); }
 

@@ -28,7 +28,8 @@ void Resampler::process(const float* interleaved, int64_t frames, bool end_of_in
   SRC_DATA data{};
   data.src_ratio = ratio_;
   data.end_of_input = end_of_input ? 1 : 0;
-  const long chunk_out = static_cast<long>(std::ceil(std::max<int64_t>(frames, 1024) * ratio_)) + 256;
+  const long chunk_out =
+      static_cast<long>(std::ceil(std::max<int64_t>(frames, 1024) * ratio_)) + 256;
   std::vector<float> buffer(static_cast<size_t>(chunk_out) * channels_);
   const float* in = interleaved;
   int64_t remaining = frames;

@@ -34,16 +34,17 @@ void smoothing_widths(const GateOptions& o, int sample_rate_hz, int& bins, int& 
   bins = o.freq_mask_smooth_hz > 0 ? static_cast<int>(o.freq_mask_smooth_hz / bin_hz) : 1;
   frames = o.time_mask_smooth_ms > 0 ? static_cast<int>(o.time_mask_smooth_ms / hop_ms) : 1;
   if (bins < 1)
-    throw Error("gate: --freq-smooth-hz must be at least " + std::to_string(static_cast<int>(bin_hz)) +
-                " Hz at this rate and FFT size");
+    throw Error("gate: --freq-smooth-hz must be at least " +
+                std::to_string(static_cast<int>(bin_hz)) + " Hz at this rate and FFT size");
   if (frames < 1)
-    throw Error("gate: --time-smooth-ms must be at least " + std::to_string(static_cast<int>(hop_ms)) +
-                " ms at this rate and hop");
+    throw Error("gate: --time-smooth-ms must be at least " +
+                std::to_string(static_cast<int>(hop_ms)) + " ms at this rate and hop");
   if (bins == 1 && frames == 1) bins = frames = 0;
 }
 
 void check_common(const GateOptions& o) {
-  if (o.prop_decrease < 0 || o.prop_decrease > 1) throw Error("gate: --prop-decrease must be in [0, 1]");
+  if (o.prop_decrease < 0 || o.prop_decrease > 1)
+    throw Error("gate: --prop-decrease must be in [0, 1]");
   if (o.padding_samples < 0) throw Error("gate: padding must be >= 0");
 }
 
@@ -62,11 +63,13 @@ void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, 
       prefix[0] = 0;
       for (int f = 0; f < bins; ++f) prefix[f + 1] = prefix[f] + row[f];
       // box[i] = sum_{j=0..nb} x[i-j] for i in [0, bins + nb)
-      for (int i = 0; i < bins + nb; ++i) box[i] = prefix[std::min(i + 1, bins)] - prefix[std::max(0, i - nb)];
+      for (int i = 0; i < bins + nb; ++i)
+        box[i] = prefix[std::min(i + 1, bins)] - prefix[std::max(0, i - nb)];
       prefix2[0] = 0;
       for (int i = 0; i < bins + nb; ++i) prefix2[i + 1] = prefix2[i] + box[i];
       // out[f] = sum_{j=0..nb} box[f+j]
-      for (int f = 0; f < bins; ++f) row[f] = static_cast<float>((prefix2[f + nb + 1] - prefix2[f]) * norm);
+      for (int f = 0; f < bins; ++f)
+        row[f] = static_cast<float>((prefix2[f + nb + 1] - prefix2[f]) * norm);
     }
   }
   // Time: direct weights (few taps), vectorised across bins.
@@ -98,7 +101,8 @@ void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, 
 }
 
 StationaryGate::StationaryGate(const GateOptions& options, int sample_rate_hz)
-    : options_(options), config_(gate_front_end(options.n_fft, options.hop_length, sample_rate_hz)) {
+    : options_(options),
+      config_(gate_front_end(options.n_fft, options.hop_length, sample_rate_hz)) {
   check_common(options_);
   if (options_.n_std_thresh_stationary < 0) throw Error("gate: --n-std must be >= 0");
   smoothing_widths(options_, sample_rate_hz, smooth_bins_, smooth_frames_);
@@ -157,10 +161,12 @@ void StationaryGate::set_noise(const std::vector<float>& noise) {
 void StationaryGate::begin_signal() { row_max_power_.assign(threshold_power_.size(), 0.f); }
 
 void StationaryGate::accumulate_signal_statistics(const Spectrogram& noisy) {
-  if (row_max_power_.size() != static_cast<size_t>(noisy.n_bins)) row_max_power_.assign(noisy.n_bins, 0.f);
+  if (row_max_power_.size() != static_cast<size_t>(noisy.n_bins))
+    row_max_power_.assign(noisy.n_bins, 0.f);
   for (int64_t t = 0; t < noisy.n_frames; ++t) {
     const auto* x = noisy.frame(t);
-    for (int f = 0; f < noisy.n_bins; ++f) row_max_power_[f] = std::max(row_max_power_[f], power(x[f]));
+    for (int f = 0; f < noisy.n_bins; ++f)
+      row_max_power_[f] = std::max(row_max_power_[f], power(x[f]));
   }
 }
 
@@ -183,7 +189,8 @@ bool StationaryGate::end_signal() {
 void StationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain) {
   if (threshold_power_.empty()) throw Error("gate: no noise profile was set");
   const int bins = noisy.n_bins;
-  if (bins != static_cast<int>(threshold_power_.size())) throw Error("gate: spectrogram size mismatch");
+  if (bins != static_cast<int>(threshold_power_.size()))
+    throw Error("gate: spectrogram size mismatch");
   const std::vector<float>& pass_power = pass_power_;
   const float on = 1.f, off = static_cast<float>(1.0 - options_.prop_decrease);
   gain.resize(noisy.bins.size());
@@ -192,13 +199,16 @@ void StationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain) {
     float* g = gain.data() + t * bins;
     for (int f = 0; f < bins; ++f) g[f] = power(x[f]) > pass_power[f] ? on : off;
   }
-  smooth_mask_triangular(gain, noisy.n_frames, bins, smooth_bins_, smooth_frames_, options_.causal, scratch_);
+  smooth_mask_triangular(gain, noisy.n_frames, bins, smooth_bins_, smooth_frames_, options_.causal,
+                         scratch_);
 }
 
 NonStationaryGate::NonStationaryGate(const GateOptions& options, int sample_rate_hz)
-    : options_(options), config_(gate_front_end(options.n_fft, options.hop_length, sample_rate_hz)) {
+    : options_(options),
+      config_(gate_front_end(options.n_fft, options.hop_length, sample_rate_hz)) {
   check_common(options_);
-  if (options_.time_constant_s <= 0) throw Error("gate-nonstationary: --time-constant-s must be > 0");
+  if (options_.time_constant_s <= 0)
+    throw Error("gate-nonstationary: --time-constant-s must be > 0");
   smoothing_widths(options_, sample_rate_hz, smooth_bins_, smooth_frames_);
   // noisereduce's get_time_smoothed_representation: b solves b^2 + (1-b)/t - 2 = 0 ... its closed
   // form, t the time constant in frames.
@@ -238,8 +248,10 @@ void NonStationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain
   }
   const float n_mult = static_cast<float>(options_.thresh_n_mult_nonstationary);
   const float slope = static_cast<float>(options_.sigmoid_slope_nonstationary);
-  vec::soft_gate(mag.data(), floor_.data(), gain.data(), static_cast<int64_t>(mag.size()), n_mult, slope);
-  smooth_mask_triangular(gain, frames, bins, smooth_bins_, smooth_frames_, options_.causal, scratch_);
+  vec::soft_gate(mag.data(), floor_.data(), gain.data(), static_cast<int64_t>(mag.size()), n_mult,
+                 slope);
+  smooth_mask_triangular(gain, frames, bins, smooth_bins_, smooth_frames_, options_.causal,
+                         scratch_);
   const float p = static_cast<float>(options_.prop_decrease), q = 1.f - p;
   for (auto& g : gain) g = g * p + q;
 }

@@ -29,7 +29,8 @@ void SpectralSubtraction::set_noise(const std::vector<float>& noise) {
   std::vector<double> sum(spec.n_bins, 0.0);
   for (int64_t t = 0; t < spec.n_frames; ++t)
     for (int f = 0; f < spec.n_bins; ++f) sum[f] += power(spec.frame(t)[f]);
-  for (int f = 0; f < spec.n_bins; ++f) noise_power_[f] = static_cast<float>(sum[f] / spec.n_frames);
+  for (int f = 0; f < spec.n_bins; ++f)
+    noise_power_[f] = static_cast<float>(sum[f] / spec.n_frames);
 }
 
 void SpectralSubtraction::gains(const Spectrogram& noisy, std::vector<float>& gain) {

@@ -19,7 +19,8 @@ void magnitude(const std::complex<float>* x, float* magnitude, int64_t n) {
   }
 }
 
-void soft_gate(const float* mag, const float* floor, float* out, int64_t n, float n_mult, float slope) {
+void soft_gate(const float* mag, const float* floor, float* out, int64_t n, float n_mult,
+               float slope) {
   constexpr float kTiny = 1e-30f;
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {

@@ -14,6 +14,7 @@ void power_to_db(const float* power, float* db, int64_t n, float floor_power);
 void magnitude(const std::complex<float>* x, float* magnitude, int64_t n);
 // out[i] = 1 / (1 + exp(-slope * ((mag[i] - floor[i]) / floor[i] - n_mult))), floor clamped to
 // a tiny positive value so silent bins give a ratio of 0 instead of 0/0.
-void soft_gate(const float* mag, const float* floor, float* out, int64_t n, float n_mult, float slope);
+void soft_gate(const float* mag, const float* floor, float* out, int64_t n, float n_mult,
+               float slope);
 
 }  // namespace denoise::vec

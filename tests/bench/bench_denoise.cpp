@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       const long n = std::strtol(v.c_str(), &end, 10);
       if (end == v.c_str() || *end != '\0' || n < 1 || n > 1000) {
-        std::fprintf(stderr, "bench_denoise: --repeat must be an integer 1..1000, got '%s'\n", v.c_str());
+        std::fprintf(stderr, "bench_denoise: --repeat must be an integer 1..1000, got '%s'\n",
+                     v.c_str());
         return 2;
       }
       repeat = static_cast<int>(n);
@@ -83,7 +84,8 @@ int main(int argc, char** argv) {
     } else if (file.empty()) {
       file = a;
     } else {
-      std::fprintf(stderr, "bench_denoise: one FILE only (got '%s' and '%s')\n", file.c_str(), a.c_str());
+      std::fprintf(stderr, "bench_denoise: one FILE only (got '%s' and '%s')\n", file.c_str(),
+                   a.c_str());
       return 2;
     }
   }
@@ -96,8 +98,8 @@ int main(int argc, char** argv) {
     const denoise::Audio audio = denoise::read_audio(file);
     const double seconds = static_cast<double>(audio.frames()) / audio.sample_rate_hz;
     std::printf("# %s: %lld frames, %d Hz, %zu channel(s), %.2f s; best of %d\n", file.c_str(),
-                static_cast<long long>(audio.frames()), audio.sample_rate_hz, audio.channels.size(), seconds,
-                repeat);
+                static_cast<long long>(audio.frames()), audio.sample_rate_hz, audio.channels.size(),
+                seconds, repeat);
     std::printf("%-20s %12s %22s %10s\n", "method", "compute_ms", "ms_per_minute_of_audio", "rtf");
 
     for (const auto& method : methods) {
@@ -113,8 +115,8 @@ int main(int argc, char** argv) {
         best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
       }
       if (sink != static_cast<size_t>(repeat) * static_cast<size_t>(audio.frames())) {
-        std::fprintf(stderr, "bench_denoise: %s returned %zu samples, expected %lld per run\n", method.c_str(),
-                     sink / repeat, static_cast<long long>(audio.frames()));
+        std::fprintf(stderr, "bench_denoise: %s returned %zu samples, expected %lld per run\n",
+                     method.c_str(), sink / repeat, static_cast<long long>(audio.frames()));
         return 1;
       }
       const double per_minute = best_ms * 60.0 / seconds;

@@ -17,10 +17,10 @@
 namespace denoise {
 
 struct AudioInfo {
-  int64_t frames = 0;       // samples per channel
+  int64_t frames = 0;  // samples per channel
   int sample_rate_hz = 0;
   int channels = 0;
-  int format = 0;           // libsndfile SF_FORMAT_* (major | subtype)
+  int format = 0;  // libsndfile SF_FORMAT_* (major | subtype)
 };
 
 // "WAV 16-bit PCM" and the like, for messages.

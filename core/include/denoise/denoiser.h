@@ -17,9 +17,9 @@ namespace denoise {
 struct GateOptions {
   int n_fft = 1024;
   int hop_length = 256;
-  double prop_decrease = 1.0;        // 1 removes the gated noise fully, 0 leaves the input
+  double prop_decrease = 1.0;  // 1 removes the gated noise fully, 0 leaves the input
   double n_std_thresh_stationary = 1.5;
-  double time_constant_s = 2.0;      // non-stationary noise-floor smoothing
+  double time_constant_s = 2.0;  // non-stationary noise-floor smoothing
   double thresh_n_mult_nonstationary = 2.0;
   double sigmoid_slope_nonstationary = 10.0;
   // Mask smoothing widths (noisereduce's; <= 0 is its None: the narrowest kernel on that axis,

@@ -15,11 +15,11 @@ namespace denoise {
 struct PipelineOptions {
   std::string method = "gate";
   MethodOptions method_options;
-  std::string noise_clip_path;   // noise-only recording for the profile; empty: from the input
-  double noise_seconds = -1;     // seconds at the start of the input; < 0: the method's default
-  double gain_db = 0;            // amplification before the limiter
-  int output_rate_hz = 0;        // 0: the input's rate
-  std::string output_bits;       // "", "8", "16", "24", "32" (PCM), "f32", "f64"
+  std::string noise_clip_path;  // noise-only recording for the profile; empty: from the input
+  double noise_seconds = -1;    // seconds at the start of the input; < 0: the method's default
+  double gain_db = 0;           // amplification before the limiter
+  int output_rate_hz = 0;       // 0: the input's rate
+  std::string output_bits;      // "", "8", "16", "24", "32" (PCM), "f32", "f64"
   // Output samples per block and channel; 0 picks a size that keeps memory bounded (256 hops, or
   // four times the method's context). block_seconds > 0 sets it in seconds instead (files).
   int64_t block_samples = 0;

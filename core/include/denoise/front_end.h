@@ -17,18 +17,17 @@
 #include <complex>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace denoise {
 
 enum class WindowType { kHann, kSqrtHann };
 enum class Compression { kNone, kLog, kPower };
 
-NLOHMANN_JSON_SERIALIZE_ENUM(WindowType, {{WindowType::kHann, "hann"},
-                                          {WindowType::kSqrtHann, "sqrt_hann"}})
+NLOHMANN_JSON_SERIALIZE_ENUM(WindowType,
+                             {{WindowType::kHann, "hann"}, {WindowType::kSqrtHann, "sqrt_hann"}})
 NLOHMANN_JSON_SERIALIZE_ENUM(Compression, {{Compression::kNone, "none"},
                                            {Compression::kLog, "log"},
                                            {Compression::kPower, "power"}})
@@ -40,7 +39,8 @@ struct FrontEndConfig {
   WindowType window = WindowType::kHann;  // periodic, length n_fft
   bool center = true;                     // frame k centred on sample k*hop
   // Feature compression of the magnitude, for models: log(|X| + log_epsilon), or
-  // (|X|^2 + power_epsilon)^(power_exponent/2), whose epsilon keeps gradients finite at silent bins.
+  // (|X|^2 + power_epsilon)^(power_exponent/2), whose epsilon keeps gradients finite at silent
+  // bins.
   Compression compression = Compression::kPower;
   double power_exponent = 0.3;
   double log_epsilon = 1e-6;
@@ -124,8 +124,8 @@ class FrontEnd {
   FrontEndConfig config_;
   std::vector<float> window_;
   std::vector<double> window_sq_;
-  std::vector<double> acc_;    // synthesis scratch
-  std::vector<float> frame_;   // synthesis scratch
+  std::vector<double> acc_;   // synthesis scratch
+  std::vector<float> frame_;  // synthesis scratch
   struct Fft;
   std::unique_ptr<Fft> fft_;
 };
@@ -163,8 +163,8 @@ class StreamingSynthesizer {
 
  private:
   FrontEnd& fe_;
-  std::vector<float> accum_;   // n_fft samples of overlap-add in progress
-  std::vector<float> frame_;   // scratch
+  std::vector<float> accum_;  // n_fft samples of overlap-add in progress
+  std::vector<float> frame_;  // scratch
   int64_t frames_seen_ = 0;
 };
 

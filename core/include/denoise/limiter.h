@@ -29,15 +29,15 @@ class PeakLimiter {
   int lookahead_;
   double ceiling_;
   double release_coef_;
-  std::vector<float> delay_;       // lookahead_ frames, ring
-  std::vector<double> required_;   // ring of required gains (for the sliding minimum)
-  std::vector<int64_t> deque_;     // monotonic deque of indices into required_ (ring)
+  std::vector<float> delay_;      // lookahead_ frames, ring
+  std::vector<double> required_;  // ring of required gains (for the sliding minimum)
+  std::vector<int64_t> deque_;    // monotonic deque of indices into required_ (ring)
   int64_t dq_head_ = 0, dq_tail_ = 0;
-  std::vector<double> held_;       // ring of held/released gains for the moving average
+  std::vector<double> held_;  // ring of held/released gains for the moving average
   double held_sum_ = 0;
   double release_state_ = 1.0;
   double min_gain_ = 1.0;
-  int64_t n_ = 0;                  // frames pushed
+  int64_t n_ = 0;  // frames pushed
 };
 
 }  // namespace denoise

@@ -16,7 +16,8 @@ class Resampler {
 
   // Converts `frames` interleaved input frames and appends the produced frames to `out`.
   // `end_of_input` flushes the filter's delay line: call once with the last block.
-  void process(const float* interleaved, int64_t frames, bool end_of_input, std::vector<float>& out);
+  void process(const float* interleaved, int64_t frames, bool end_of_input,
+               std::vector<float>& out);
   void reset();
   double ratio() const { return ratio_; }
 
