@@ -84,9 +84,14 @@ struct FrontEnd::Fft {
   fftwf_complex* freq = nullptr;
   fftwf_plan forward = nullptr, inverse = nullptr;
 
+  // FFTW's planner (plan creation and destruction alike) is not thread-safe: one lock for both.
+  static std::mutex& planner_mutex() {
+    static std::mutex m;
+    return m;
+  }
+
   explicit Fft(int size) : n(size) {
-    static std::mutex planner_mutex;
-    std::lock_guard<std::mutex> lock(planner_mutex);
+    std::lock_guard<std::mutex> lock(planner_mutex());
     time = fftwf_alloc_real(n);
     freq = fftwf_alloc_complex(n / 2 + 1);
     // FFTW_ESTIMATE: deterministic plans (MEASURE may pick different algorithms run to run, which
@@ -97,8 +102,7 @@ struct FrontEnd::Fft {
       throw Error("front end: FFTW could not plan an FFT of size " + std::to_string(n));
   }
   ~Fft() {
-    static std::mutex planner_mutex_d;
-    std::lock_guard<std::mutex> lock(planner_mutex_d);
+    std::lock_guard<std::mutex> lock(planner_mutex());
     fftwf_destroy_plan(forward);
     fftwf_destroy_plan(inverse);
     fftwf_free(time);
