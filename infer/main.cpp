@@ -1,6 +1,8 @@
 // infer: denoise audio files and folders.
 //
-//   infer noisy.wav                      -> noisy_denoised.wav beside it (spectral gating)
+//   infer noisy.wav                      -> noisy_denoised.wav beside it (the U-Net when a model
+//                                           is found, spectral gating otherwise)
+//   infer in.wav --model voice.dnz       a model trained with `train`
 //   infer in.flac -o out.wav --method gate-nonstationary
 //   infer recordings/ --out-dir clean/   (folders are searched recursively)
 #include <CLI/CLI.hpp>
@@ -17,6 +19,11 @@
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
 #include "denoise/progress.h"
+#ifdef DENOISE_WITH_TORCH
+#include <torch/torch.h>
+
+#include "denoise/unet_denoiser.h"
+#endif
 
 namespace fs = std::filesystem;
 using denoise::Error;
@@ -59,6 +66,9 @@ fs::path default_output(const fs::path& input) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef DENOISE_WITH_TORCH
+  denoise::register_unet_method();
+#endif
   CLI::App app{
       "infer: denoise speech recordings (files or folders).\n"
       "Output keeps the input's rate, channels and sample format unless --rate/--bits say "
@@ -81,10 +91,21 @@ int main(int argc, char** argv) {
   o_output->excludes(o_outdir);
 
   std::string methods_help = "Denoising method: ";
-  for (const auto& n : denoise::classical_method_names()) methods_help += n + " ";
+  for (const auto& n : denoise::method_names()) methods_help += n + " ";
+  methods_help += "[default: unet when a model is found, else gate]";
+  opt.method.clear();
   app.add_option("-m,--method", opt.method, methods_help)
-      ->check(CLI::IsMember(denoise::classical_method_names()))
-      ->capture_default_str();
+      ->check(CLI::IsMember(denoise::method_names()));
+  int threads = 0;
+  if (denoise::method_names().size() > denoise::classical_method_names().size()) {
+    app.add_option("--model", opt.method_options.model_path,
+                   "Trained model file (from train) for --method unet [default: $DENOISE_MODEL, "
+                   "or the model installed with the program]")
+        ->check(CLI::ExistingFile);
+    app.add_option("--threads", threads, "CPU threads for the model (0: all cores)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1024));
+  }
 
   auto* noise = app.add_option_group("Noise profile (gate, subtract)");
   noise
@@ -156,6 +177,47 @@ int main(int argc, char** argv) {
   }
   g.n_fft = s.n_fft = n_fft;
   g.hop_length = s.hop_length = hop;
+
+  // The method: as asked; else the U-Net when a model is given or installed; else gating.
+  if (opt.method.empty()) {
+#ifdef DENOISE_WITH_TORCH
+    if (!opt.method_options.model_path.empty() || !denoise::default_model_path().empty()) {
+      opt.method = "unet";
+    } else {
+      opt.method = "gate";
+      if (!quiet)
+        std::fprintf(stderr,
+                     "infer: note: no trained model found (--model FILE or DENOISE_MODEL); using "
+                     "spectral gating\n");
+    }
+#else
+    opt.method = "gate";
+#endif
+  } else if (opt.method != "unet" && !opt.method_options.model_path.empty()) {
+    std::fprintf(stderr, "infer: error: --model applies to --method unet, not %s\n",
+                 opt.method.c_str());
+    return 2;
+  }
+#ifdef DENOISE_WITH_TORCH
+  if (opt.method == "unet") {
+    if (threads > 0) torch::set_num_threads(threads);
+    // Load the model once, before any file: a bad model is one error, not one per file.
+    try {
+      const std::string path = opt.method_options.model_path.empty()
+                                   ? denoise::default_model_path()
+                                   : opt.method_options.model_path;
+      if (path.empty())
+        throw Error(
+            "no model for --method unet: give --model FILE (train one with `train`) or set "
+            "DENOISE_MODEL");
+      denoise::load_model_cached(path);
+      opt.method_options.model_path = path;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "infer: error: %s\n", e.what());
+      return 1;
+    }
+  }
+#endif
 
   // Expand inputs into jobs; a bad input is reported and counted, the rest still run.
   std::vector<Job> jobs;

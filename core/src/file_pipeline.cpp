@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
+#include <utility>
 
 #include "denoise/audio_io.h"
 #include "denoise/error.h"
@@ -21,6 +23,79 @@ using SourceFn =
     std::function<void(int64_t start, int64_t count, std::vector<std::vector<float>>&)>;
 // Receives each block of denoised planar samples, in order.
 using SinkFn = std::function<void(const std::vector<std::vector<float>>&, int64_t count)>;
+
+// Presents a source at one rate as a source at another, through a streaming libsamplerate
+// converter, for methods that run at a fixed rate (trained models). The block engine asks for
+// ranges whose starts never decrease, so only the samples from the latest start on are kept; an
+// earlier start (a second pass) restarts the conversion from the beginning.
+class ResampledSource {
+ public:
+  ResampledSource(SourceFn inner, int64_t n_in, int channels, int from_rate_hz, int to_rate_hz)
+      : inner_(std::move(inner)),
+        n_in_(n_in),
+        channels_(channels),
+        from_(from_rate_hz),
+        to_(to_rate_hz),
+        n_out_(static_cast<int64_t>(
+            std::llround(static_cast<double>(n_in) * to_rate_hz / from_rate_hz))) {
+    restart();
+  }
+  int64_t size() const { return n_out_; }
+
+  void operator()(int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
+    if (start < kept_start_ && start + count > 0) restart();
+    const int64_t lo = std::max<int64_t>(0, start), hi = std::min(n_out_, start + count);
+    while (kept_start_ + kept_size() < hi) pull();
+    if (lo > kept_start_) {  // drop what no later request needs
+      for (auto& k : kept_) k.erase(k.begin(), k.begin() + (lo - kept_start_));
+      kept_start_ = lo;
+    }
+    for (int c = 0; c < channels_; ++c) {
+      out[c].assign(count, 0.f);
+      for (int64_t i = lo; i < hi; ++i) out[c][i - start] = kept_[c][i - kept_start_];
+    }
+  }
+
+ private:
+  static constexpr int64_t kChunk = 16384;
+  int64_t kept_size() const { return static_cast<int64_t>(kept_[0].size()); }
+  void restart() {
+    resampler_ = std::make_unique<Resampler>(channels_, from_, to_);
+    kept_.assign(channels_, {});
+    kept_start_ = 0;
+    read_ = 0;
+  }
+  // Converts the next chunk of input; past the end, pads the output with zeros.
+  void pull() {
+    if (read_ >= n_in_) {
+      for (auto& k : kept_) k.resize(k.size() + kChunk, 0.f);
+      return;
+    }
+    const int64_t count = std::min(kChunk, n_in_ - read_);
+    inner_(read_, count, planar_);
+    read_ += count;
+    inter_.resize(static_cast<size_t>(count) * channels_);
+    for (int64_t i = 0; i < count; ++i)
+      for (int c = 0; c < channels_; ++c) inter_[i * channels_ + c] = planar_[c][i];
+    converted_.clear();
+    resampler_->process(inter_.data(), count, read_ >= n_in_, converted_);
+    const int64_t frames = static_cast<int64_t>(converted_.size()) / channels_;
+    for (int c = 0; c < channels_; ++c)
+      for (int64_t i = 0; i < frames; ++i) kept_[c].push_back(converted_[i * channels_ + c]);
+    // The converter's last output may fall a few samples short of the exact length: zeros.
+    if (read_ >= n_in_ && kept_start_ + kept_size() < n_out_)
+      for (auto& k : kept_) k.resize(n_out_ - kept_start_, 0.f);
+  }
+
+  SourceFn inner_;
+  int64_t n_in_;
+  int channels_, from_, to_;
+  int64_t n_out_;
+  std::unique_ptr<Resampler> resampler_;
+  std::vector<std::vector<float>> kept_, planar_{std::vector<std::vector<float>>(channels_)};
+  std::vector<float> inter_, converted_;
+  int64_t kept_start_ = 0, read_ = 0;
+};
 
 // Frames per block for methods with short context: the block's spectrogram and gains stay in
 // cache (256 frames of 513 bins is 1.5 MB), which is several times faster than whole-signal
@@ -213,21 +288,29 @@ std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<f
                                                  const std::vector<float>* noise) {
   const int n_ch = static_cast<int>(channels.size());
   if (n_ch == 0) return {};
-  const int64_t n = static_cast<int64_t>(channels[0].size());
   auto denoisers = make_denoisers(options, n_ch, sample_rate_hz);
+  // Methods with their own rate (models) get the audio converted to it and back.
+  const int rate = denoisers[0]->front_end().sample_rate_hz;
+  std::vector<std::vector<float>> converted;
+  if (rate != sample_rate_hz)
+    for (const auto& c : channels) converted.push_back(resample(c, sample_rate_hz, rate));
+  const auto& input = rate != sample_rate_hz ? converted : channels;
+  const int64_t n = static_cast<int64_t>(input[0].size());
   check_length(*denoisers[0], n, "input");
   SourceFn source = [&](int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
     for (int c = 0; c < n_ch; ++c) {
       out[c].assign(count, 0.f);
       const int64_t lo = std::max<int64_t>(0, start), hi = std::min<int64_t>(n, start + count);
-      for (int64_t i = lo; i < hi; ++i) out[c][i - start] = channels[c][i];
+      for (int64_t i = lo; i < hi; ++i) out[c][i - start] = input[c][i];
     }
   };
   if (denoisers[0]->uses_noise_profile()) {
     if (noise) {
-      for (auto& d : denoisers) d->set_noise(*noise);
+      const std::vector<float> profile =
+          rate != sample_rate_hz ? resample(*noise, sample_rate_hz, rate) : *noise;
+      for (auto& d : denoisers) d->set_noise(profile);
     } else {
-      auto ns = noise_samples(*denoisers[0], options, source, n, n_ch, sample_rate_hz, "input");
+      auto ns = noise_samples(*denoisers[0], options, source, n, n_ch, rate, "input");
       for (int c = 0; c < n_ch; ++c) denoisers[c]->set_noise(ns[c]);
     }
   }
@@ -241,6 +324,13 @@ std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<f
     for (auto& r : result) r.clear();
   };
   run_blocks(source, n, n_ch, denoisers, options.block_samples, sink, restart, {}, nullptr);
+  if (rate != sample_rate_hz) {
+    const size_t n_in = channels[0].size();
+    for (auto& r : result) {
+      r = resample(r, rate, sample_rate_hz);
+      r.resize(n_in, 0.f);
+    }
+  }
   return result;
 }
 
@@ -254,9 +344,10 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   AudioReader reader(input);
   const AudioInfo info = reader.info();
   const int ch = info.channels;
-  const int64_t n = info.frames;
+  const int64_t n_in = info.frames;
   auto denoisers = make_denoisers(options, ch, info.sample_rate_hz);
-  check_length(*denoisers[0], n, input);
+  // The rate the method runs at: the input's for classical methods, a model's own rate otherwise.
+  const int rate = denoisers[0]->front_end().sample_rate_hz;
 
   const int out_rate = options.output_rate_hz > 0 ? options.output_rate_hz : info.sample_rate_hz;
   if (out_rate < kMinSampleRateHz || out_rate > kMaxSampleRateHz)
@@ -266,9 +357,9 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   out_info.format = output_format(info, output, options.output_bits);
 
   std::vector<float> inter;
-  SourceFn source = [&](int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
+  SourceFn file_source = [&](int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
     for (int c = 0; c < ch; ++c) out[c].assign(count, 0.f);
-    const int64_t lo = std::max<int64_t>(0, start), hi = std::min<int64_t>(n, start + count);
+    const int64_t lo = std::max<int64_t>(0, start), hi = std::min<int64_t>(n_in, start + count);
     if (hi <= lo) return;
     inter.resize(static_cast<size_t>(hi - lo) * ch);
     reader.seek(lo);
@@ -276,9 +367,20 @@ FileReport denoise_file(const std::string& input, const std::string& output,
     for (int64_t i = 0; i < got; ++i)
       for (int c = 0; c < ch; ++c) out[c][lo - start + i] = inter[i * ch + c];
   };
+  SourceFn source = file_source;
+  int64_t n = n_in;  // samples at the processing rate
+  if (rate != info.sample_rate_hz) {
+    auto converted =
+        std::make_shared<ResampledSource>(file_source, n_in, ch, info.sample_rate_hz, rate);
+    n = converted->size();
+    source = [converted](int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
+      (*converted)(start, count, out);
+    };
+  }
+  check_length(*denoisers[0], n, input);
 
   if (denoisers[0]->uses_noise_profile()) {
-    auto ns = noise_samples(*denoisers[0], options, source, n, ch, info.sample_rate_hz, input);
+    auto ns = noise_samples(*denoisers[0], options, source, n, ch, rate, input);
     for (int c = 0; c < ch; ++c) denoisers[c]->set_noise(ns[c]);
   }
 
@@ -290,15 +392,15 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   auto start_output = [&] {
     writer.reset();  // removes an earlier temporary file
     writer = std::make_unique<AudioWriter>(output, out_info);
-    if (out_rate != info.sample_rate_hz)
-      resampler = std::make_unique<Resampler>(ch, info.sample_rate_hz, out_rate);
+    if (out_rate != rate) resampler = std::make_unique<Resampler>(ch, rate, out_rate);
     limiter = std::make_unique<PeakLimiter>(ch, out_rate);
     written = consumed = 0;
   };
   start_output();
   const float gain = static_cast<float>(std::pow(10.0, options.gain_db / 20.0));
-  const int64_t out_total =
-      resampler ? static_cast<int64_t>(std::llround(n * resampler->ratio())) : n;
+  // The output lasts as long as the input, whatever rate the method ran at.
+  const int64_t out_total = static_cast<int64_t>(
+      std::llround(static_cast<double>(n_in) * out_rate / info.sample_rate_hz));
   std::vector<float> block_inter, resampled, limited;
 
   auto emit = [&](const float* data, int64_t frames) {
@@ -327,9 +429,8 @@ FileReport denoise_file(const std::string& input, const std::string& output,
 
   FileReport report;
   const int64_t block_samples =
-      options.block_seconds > 0
-          ? std::max<int64_t>(1, std::llround(options.block_seconds * info.sample_rate_hz))
-          : options.block_samples;
+      options.block_seconds > 0 ? std::max<int64_t>(1, std::llround(options.block_seconds * rate))
+                                : options.block_samples;
   run_blocks(source, n, ch, denoisers, block_samples, sink, start_output, progress, &report.blocks);
   limited.clear();
   limiter->flush(limited);

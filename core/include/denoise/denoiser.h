@@ -4,6 +4,7 @@
 // make_denoiser() and never special-case one: adding a method is one class and one registry line.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,7 @@ struct SubtractOptions {
 struct MethodOptions {
   GateOptions gate;
   SubtractOptions subtract;
+  std::string model_path;  // trained model for model-based methods (unet); empty: the default
 };
 
 class Denoiser {
@@ -55,7 +57,8 @@ class Denoiser {
   virtual ~Denoiser() = default;
 
   virtual std::string name() const = 0;
-  // The front end this method analyses with (at the rate it is given, for classical methods).
+  // The front end this method analyses with: at the rate it is given for classical methods, at
+  // the model's own rate for trained models (the pipeline resamples to it and back).
   virtual const FrontEndConfig& front_end() const = 0;
 
   // Frames either side of a frame that its gain depends on. Block processing recomputes this many
@@ -87,8 +90,18 @@ class Denoiser {
   virtual void gains(const Spectrogram& noisy, std::vector<float>& gain) = 0;
 };
 
-// Names accepted by make_denoiser, in the order `--help` lists them.
+// The classical methods, always available, in the order `--help` lists them.
 std::vector<std::string> classical_method_names();
+// Every method make_denoiser knows: the classical ones, then the registered ones.
+std::vector<std::string> method_names();
+
+// Methods that live outside this library (the U-Net, which needs LibTorch) register a factory
+// under their name; programs that link them call its registration function at start-up.
+// Registering a name again replaces the factory. Register before any make_denoiser call (the
+// registry is not locked).
+using DenoiserFactory =
+    std::function<std::unique_ptr<Denoiser>(const MethodOptions& options, int sample_rate_hz)>;
+void register_method(const std::string& name, DenoiserFactory factory);
 
 // Builds a method for audio at `sample_rate_hz`. Throws denoise::Error for an unknown name or
 // options that do not fit the rate (e.g. mask smoothing narrower than one bin).

@@ -1,0 +1,87 @@
+// The training loop behind `train`: batches from TrainingData -> the shared front end (batched, on
+// CPU or CUDA) -> U-Net mask x noisy STFT -> inverse -> loss -> Adam. Validates at each epoch
+// (or every val_every_steps), keeps the best weights in the output model, logs metrics as JSON
+// lines, and keeps a resume state so that an interrupted run continues where it stopped.
+//
+// Files, for an output "dir/name.dnz":
+//   dir/name.dnz              the best model so far (checkpoint.h), replaced atomically
+//   dir/name.log.jsonl        one JSON object per validation (appended when resuming)
+//   dir/name.resume.pt        weights, optimizer state, step and options of the latest step
+//                             saved (LibTorch archive; at each validation and every few minutes)
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "denoise/checkpoint.h"
+#include "denoise/dataset.h"
+#include "denoise/front_end_torch.h"
+#include "denoise/loss.h"
+#include "denoise/unet.h"
+
+namespace denoise {
+
+// The front end models are trained with unless a config says otherwise: 16 kHz, 20 ms windows
+// (sqrt-Hann, analysis and synthesis) every 10 ms, power-law compressed features. The 20 ms
+// window keeps live latency (window + look-ahead) within 30 ms.
+FrontEndConfig default_model_front_end();
+
+struct TrainOptions {
+  std::string out_path = "model.dnz";
+  int64_t epochs = 0;  // one of epochs / steps; both 0: 20 epochs
+  int64_t steps = 0;
+  int batch_size = 16;
+  double learning_rate = 1e-3;
+  double grad_clip_norm = 5.0;
+  std::string device = "cpu";  // "cpu" or "cuda"
+  int threads = 0;             // LibTorch intra-op threads; 0: all cores
+  int loader_workers = 2;
+  bool resume = false;
+  int64_t val_every_steps = 0;       // 0: once per epoch
+  double state_every_seconds = 300;  // resume state saved at least this often
+  FrontEndConfig front_end = default_model_front_end();
+  UNetOptions model;
+  LossOptions loss;
+  DataOptions data;  // data.seed is the run's seed (split, batches, initial weights)
+};
+
+// Applies a JSON config over `options`: sections "front_end", "model", "loss", "mix" (each may
+// give only some keys; unknown keys are errors) and "train" (batch_size, learning_rate,
+// grad_clip_norm, crop_seconds, val_fraction, val_crop_seconds, max_val_examples, epochs, steps,
+// val_every_steps). Throws denoise::Error naming the file and key.
+void apply_config_file(const std::string& path, TrainOptions& options);
+
+struct ValidationResult {
+  double loss = 0;
+  double si_sdr_db = 0;        // mean over validation examples, of the model's output
+  double si_sdr_noisy_db = 0;  // of the noisy input
+  double si_sdri_db() const { return si_sdr_db - si_sdr_noisy_db; }
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  ValidationResult best;   // of the saved model
+  ValidationResult first;  // the first validation of this run (or of the untrained model)
+  double audio_seconds_per_second = 0;  // training throughput
+  std::string model_path, log_path, resume_path;
+};
+
+// What the network sees for a batch of noisy waveforms [B, N]: the complex spectrogram
+// [B, bins, frames] and the features [B, 1, bins, frames]. The same functions as inference
+// (TensorFrontEnd::analyze/features).
+struct NetworkInput {
+  torch::Tensor spec;
+  torch::Tensor features;
+};
+NetworkInput network_input(const TensorFrontEnd& front_end, const torch::Tensor& noisy);
+
+// Runs training. `message` receives one-line notices (data summary, validations, resume);
+// `stop` (e.g. set by SIGINT) ends the run early after saving the resume state. Throws
+// denoise::Error for bad options, unusable data or an unavailable device.
+TrainResult train(const TrainOptions& options,
+                  const std::function<void(const std::string&)>& message,
+                  const std::atomic<bool>* stop = nullptr, bool progress_bar = true);
+
+}  // namespace denoise

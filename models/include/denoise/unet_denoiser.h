@@ -1,0 +1,49 @@
+// The trained U-Net as a Denoiser: the `unet` method of infer and evaluate.
+//
+// It analyses with the front end stored in the model (the file pipeline resamples to the model's
+// rate and back), computes features with TensorFrontEnd::features -- the function training uses
+// -- and returns the network's mask as the gains. Weights are shared: every channel and file
+// denoised with one model file uses one loaded Model.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "denoise/checkpoint.h"
+#include "denoise/denoiser.h"
+#include "denoise/front_end_torch.h"
+
+namespace denoise {
+
+class UNetDenoiser : public Denoiser {
+ public:
+  explicit UNetDenoiser(std::shared_ptr<Model> model);
+
+  std::string name() const override { return "unet"; }
+  const FrontEndConfig& front_end() const override { return model_->metadata.front_end; }
+  // The network's receptive field (past or look-ahead, whichever is longer).
+  int context_frames() const override;
+  void gains(const Spectrogram& noisy, std::vector<float>& gain) override;
+
+  // The network's input for `noisy`: [1, 1, n_bins, frames].
+  torch::Tensor features(const Spectrogram& noisy) const;
+  const Model& model() const { return *model_; }
+
+ private:
+  std::shared_ptr<Model> model_;
+  TensorFrontEnd tensor_front_end_;
+};
+
+// Loads a model once per path per process (later calls share it). Throws denoise::Error.
+std::shared_ptr<Model> load_model_cached(const std::string& path);
+
+// The default model, searched in order: $DENOISE_MODEL; next to the program
+// (<bin>/../share/denoise/models/default.dnz when installed, <repo>/models/pretrained/default.dnz
+// from a build tree). Empty when none exists.
+std::string default_model_path();
+
+// Registers the `unet` method with make_denoiser (MethodOptions::model_path, or the default
+// model). Programs that offer the method call this once at start-up.
+void register_unet_method();
+
+}  // namespace denoise

@@ -1,0 +1,477 @@
+#include "denoise/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "denoise/error.h"
+#include "denoise/progress.h"
+
+namespace fs = std::filesystem;
+
+namespace denoise {
+
+FrontEndConfig default_model_front_end() {
+  FrontEndConfig c;
+  c.sample_rate_hz = 16000;
+  c.n_fft = 320;
+  c.hop_length = 160;
+  c.window = WindowType::kSqrtHann;
+  c.center = true;
+  c.compression = Compression::kPower;
+  c.power_exponent = 0.3;
+  return c;
+}
+
+namespace {
+
+template <typename T>
+T patched(const T& base, const nlohmann::json& patch, const std::string& section,
+          const std::string& path) {
+  if (!patch.is_object()) throw Error(path + ": \"" + section + "\" must be a JSON object");
+  nlohmann::json j = base;
+  for (auto it = patch.begin(); it != patch.end(); ++it)
+    if (!j.contains(it.key()))
+      throw Error(path + ": unknown key \"" + it.key() + "\" in \"" + section + "\"");
+  j.merge_patch(patch);
+  try {
+    return j.get<T>();
+  } catch (const std::exception& e) {
+    throw Error(path + ": \"" + section + "\": " + e.what());
+  }
+}
+
+std::string format(const char* fmt, double a, double b = 0, double c = 0, double d = 0) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, fmt, a, b, c, d);
+  return buf;
+}
+
+struct Paths {
+  std::string model, log, resume;
+};
+
+Paths paths_for(const std::string& out) {
+  fs::path base(out);
+  base.replace_extension("");
+  return {out, base.string() + ".log.jsonl", base.string() + ".resume.pt"};
+}
+
+torch::Tensor to_tensor(const std::vector<float>& v, int64_t rows, int64_t length,
+                        const torch::Device& device) {
+  return torch::from_blob(const_cast<float*>(v.data()), {rows, length}, torch::kFloat32)
+      .clone()
+      .to(device);
+}
+
+// Forward pass shared by training and validation.
+struct Forward {
+  torch::Tensor estimate_spec, estimate_wave;
+};
+
+Forward run_network(UNet& net, const TensorFrontEnd& fe, const torch::Tensor& noisy) {
+  const NetworkInput in = network_input(fe, noisy);
+  const torch::Tensor mask = net->mask(in.features).squeeze(1);  // [B, bins, frames]
+  Forward f;
+  f.estimate_spec = mask * in.spec;
+  f.estimate_wave = fe.synthesize(f.estimate_spec, noisy.size(1));
+  return f;
+}
+
+ValidationResult validate(UNet& net, const TensorFrontEnd& fe, const torch::Tensor& noisy,
+                          const torch::Tensor& clean, const LossOptions& loss_options,
+                          int batch_size) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  ValidationResult r;
+  const int64_t n = noisy.size(0);
+  double loss_sum = 0, sdr_sum = 0, noisy_sum = 0;
+  for (int64_t i = 0; i < n; i += batch_size) {
+    const int64_t m = std::min<int64_t>(batch_size, n - i);
+    const torch::Tensor x = noisy.narrow(0, i, m), s = clean.narrow(0, i, m);
+    const Forward f = run_network(net, fe, x);
+    const LossTerms t =
+        enhancement_loss(f.estimate_spec, fe.analyze(s), f.estimate_wave, s, loss_options);
+    loss_sum += t.total.item<double>() * static_cast<double>(m);
+    sdr_sum += t.si_sdr_db.sum().item<double>();
+    noisy_sum += si_sdr_db(x, s).sum().item<double>();
+  }
+  r.loss = loss_sum / static_cast<double>(n);
+  r.si_sdr_db = sdr_sum / static_cast<double>(n);
+  r.si_sdr_noisy_db = noisy_sum / static_cast<double>(n);
+  net->train();
+  return r;
+}
+
+nlohmann::json to_json_result(const ValidationResult& v) {
+  return {{"loss", v.loss},
+          {"si_sdr_db", v.si_sdr_db},
+          {"si_sdr_noisy_db", v.si_sdr_noisy_db},
+          {"si_sdri_db", v.si_sdri_db()}};
+}
+
+// The options a resumed run must share with the run that wrote the state.
+nlohmann::json architecture_json(const TrainOptions& o) {
+  return {{"front_end", o.front_end}, {"model", o.model}, {"loss", o.loss}};
+}
+
+void save_state(const std::string& path, UNet& net, torch::optim::Adam& optimizer, int64_t step,
+                const ValidationResult& best, bool have_best, const TrainOptions& options) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive net_archive, optimizer_archive;
+  net->save(net_archive);
+  optimizer.save(optimizer_archive);
+  archive.write("net", net_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("step", torch::tensor(step, torch::kLong));
+  archive.write("best", torch::tensor({best.loss, best.si_sdr_db, best.si_sdr_noisy_db,
+                                       have_best ? 1.0 : 0.0},
+                                      torch::kDouble));
+  archive.write("architecture", c10::IValue(architecture_json(options).dump()));
+  const std::string temp = path + ".partial";
+  try {
+    archive.save_to(temp);
+  } catch (const c10::Error& e) {
+    std::remove(temp.c_str());
+    throw Error(path + ": cannot write the resume state: " + e.what_without_backtrace());
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    std::remove(temp.c_str());
+    throw Error(path + ": cannot rename the resume state into place");
+  }
+}
+
+}  // namespace
+
+void apply_config_file(const std::string& path, TrainOptions& options) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open the config file");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw Error(path + ": expected a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    const nlohmann::json& v = it.value();
+    if (key == "front_end") {
+      options.front_end = patched(options.front_end, v, key, path);
+      options.front_end.validate();
+    } else if (key == "model") {
+      options.model = patched(options.model, v, key, path);
+    } else if (key == "loss") {
+      options.loss = patched(options.loss, v, key, path);
+    } else if (key == "mix") {
+      options.data.mix = patched(options.data.mix, v, key, path);
+    } else if (key == "train") {
+      if (!v.is_object()) throw Error(path + ": \"train\" must be a JSON object");
+      try {
+        for (auto t = v.begin(); t != v.end(); ++t) {
+          const std::string& k = t.key();
+          if (k == "batch_size")
+            t.value().get_to(options.batch_size);
+          else if (k == "learning_rate")
+            t.value().get_to(options.learning_rate);
+          else if (k == "grad_clip_norm")
+            t.value().get_to(options.grad_clip_norm);
+          else if (k == "crop_seconds")
+            t.value().get_to(options.data.crop_seconds);
+          else if (k == "val_fraction")
+            t.value().get_to(options.data.val_fraction);
+          else if (k == "val_crop_seconds")
+            t.value().get_to(options.data.val_crop_seconds);
+          else if (k == "max_val_examples")
+            t.value().get_to(options.data.max_val_examples);
+          else if (k == "epochs")
+            t.value().get_to(options.epochs);
+          else if (k == "steps")
+            t.value().get_to(options.steps);
+          else if (k == "val_every_steps")
+            t.value().get_to(options.val_every_steps);
+          else
+            throw Error(path + ": unknown key \"" + k + "\" in \"train\"");
+        }
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(path + ": \"train\": " + e.what());
+      }
+    } else {
+      throw Error(path + ": unknown section \"" + key +
+                  "\" (known: front_end, model, loss, mix, train)");
+    }
+  }
+}
+
+NetworkInput network_input(const TensorFrontEnd& front_end, const torch::Tensor& noisy) {
+  NetworkInput in;
+  in.spec = front_end.analyze(noisy);
+  in.features = front_end.features(in.spec).unsqueeze(1);
+  return in;
+}
+
+TrainResult train(const TrainOptions& options_in,
+                  const std::function<void(const std::string&)>& message,
+                  const std::atomic<bool>* stop, bool progress_bar) {
+  TrainOptions options = options_in;
+  if (options.batch_size < 1) throw Error("--batch must be at least 1");
+  if (!(options.learning_rate > 0)) throw Error("--lr must be > 0");
+  if (options.epochs < 0 || options.steps < 0) throw Error("--epochs and --steps must be >= 0");
+  if (options.epochs > 0 && options.steps > 0) throw Error("give --epochs or --steps, not both");
+  if (!(options.data.crop_seconds >= 0.1 && options.data.crop_seconds <= 60))
+    throw Error("--crop-seconds must be within 0.1-60");
+  if (!(options.data.val_fraction >= 0 && options.data.val_fraction < 1))
+    throw Error("--val-fraction must be in [0, 1)");
+  options.front_end.validate();
+  options.model.validate();
+  options.loss.validate();
+
+  torch::Device device(torch::kCPU);
+  if (options.device == "cuda") {
+    if (!torch::cuda::is_available())
+      throw Error(
+          "--device cuda: this LibTorch has no CUDA support or sees no GPU (build against a "
+          "CUDA LibTorch, or use --device cpu)");
+    device = torch::Device(torch::kCUDA);
+  } else if (options.device != "cpu") {
+    throw Error("--device must be cpu or cuda, got '" + options.device + "'");
+  }
+  if (options.threads > 0) torch::set_num_threads(options.threads);
+
+  const Paths paths = paths_for(options.out_path);
+  {
+    const fs::path parent = fs::path(paths.model).parent_path();
+    std::error_code ec;
+    if (!parent.empty() && !fs::is_directory(parent, ec))
+      throw Error(paths.model + ": the output folder " + parent.string() + " does not exist");
+  }
+
+  // A resumed run continues the architecture it started with.
+  std::unique_ptr<torch::serialize::InputArchive> state;
+  if (options.resume) {
+    if (fs::exists(paths.resume)) {
+      state = std::make_unique<torch::serialize::InputArchive>();
+      try {
+        state->load_from(paths.resume, device);
+        c10::IValue arch;
+        state->read("architecture", arch);
+        const auto j = nlohmann::json::parse(arch.toStringRef());
+        options.front_end = j.at("front_end").get<FrontEndConfig>();
+        options.model = j.at("model").get<UNetOptions>();
+        options.loss = j.at("loss").get<LossOptions>();
+      } catch (const std::exception& e) {
+        throw Error(paths.resume + ": cannot resume from this state: " + e.what());
+      }
+    } else {
+      message("no resume state at " + paths.resume + "; starting from the beginning");
+    }
+  }
+
+  torch::manual_seed(options.data.seed);
+  DataOptions data_options = options.data;
+  data_options.sample_rate_hz = options.front_end.sample_rate_hz;
+  TrainingData data(data_options);
+  const DataSummary& summary = data.summary();
+  for (const auto& w : summary.warnings) message("warning: " + w);
+  message(format("data: %.0f s of training speech, %.0f validation examples of %.1f s",
+                 summary.train_seconds, static_cast<double>(data.validation().size()),
+                 data_options.val_crop_seconds));
+
+  const TensorFrontEnd fe(options.front_end);
+  UNet net(options.model, options.front_end.n_bins());
+  net->to(device);
+  torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(options.learning_rate));
+  int64_t step = 0;
+  ValidationResult best;
+  bool have_best = false;
+  if (state) {
+    try {
+      torch::serialize::InputArchive net_archive, optimizer_archive;
+      state->read("net", net_archive);
+      net->load(net_archive);
+      state->read("optimizer", optimizer_archive);
+      optimizer.load(optimizer_archive);
+      torch::Tensor t;
+      state->read("step", t);
+      step = t.item<int64_t>();
+      state->read("best", t);
+      t = t.to(torch::kCPU);
+      best.loss = t[0].item<double>();
+      best.si_sdr_db = t[1].item<double>();
+      best.si_sdr_noisy_db = t[2].item<double>();
+      have_best = t[3].item<double>() > 0;
+    } catch (const c10::Error& e) {
+      throw Error(paths.resume + ": cannot resume from this state: " + e.what_without_backtrace());
+    }
+    for (auto& group : optimizer.param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(options.learning_rate);
+    state.reset();
+  }
+
+  const int64_t crop = data.crop_samples();
+  const double seconds_per_step =
+      static_cast<double>(options.batch_size * crop) / options.front_end.sample_rate_hz;
+  const int64_t steps_per_epoch = std::max<int64_t>(
+      1, static_cast<int64_t>(std::ceil(data.epoch_seconds() / seconds_per_step)));
+  const int64_t total = options.steps > 0
+                            ? options.steps
+                            : (options.epochs > 0 ? options.epochs : 20) * steps_per_epoch;
+  const int64_t val_every = options.val_every_steps > 0 ? options.val_every_steps : steps_per_epoch;
+  if (step > 0)
+    message(format("resuming at step %.0f of %.0f", static_cast<double>(step),
+                   static_cast<double>(total)));
+
+  // Fixed validation tensors.
+  const auto& val = data.validation();
+  const int64_t val_len = static_cast<int64_t>(val.front().noisy.size());
+  std::vector<float> vn, vc;
+  for (const auto& e : val) {
+    vn.insert(vn.end(), e.noisy.begin(), e.noisy.end());
+    vc.insert(vc.end(), e.clean.begin(), e.clean.end());
+  }
+  const auto val_count = static_cast<int64_t>(val.size());
+  const torch::Tensor val_noisy = to_tensor(vn, val_count, val_len, device);
+  const torch::Tensor val_clean = to_tensor(vc, val_count, val_len, device);
+
+  std::ofstream log(paths.log, step > 0 ? std::ios::app : std::ios::trunc);
+  if (!log) throw Error(paths.log + ": cannot write the training log");
+
+  TrainResult result;
+  result.model_path = paths.model;
+  result.log_path = paths.log;
+  result.resume_path = paths.resume;
+  const auto run_start = std::chrono::steady_clock::now();
+  double train_seconds = 0;  // time in training steps (not validation)
+  int64_t trained_steps = 0;
+
+  auto log_validation = [&](const ValidationResult& v, double train_loss, bool is_best) {
+    nlohmann::json line = to_json_result(v);
+    line["step"] = step;
+    line["epoch"] = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
+    line["train_loss"] = train_loss;
+    line["learning_rate"] = options.learning_rate;
+    line["elapsed_s"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    line["best"] = is_best;
+    log << line.dump() << "\n";
+    log.flush();
+  };
+  auto save_model = [&](const ValidationResult& v) {
+    ModelMetadata meta;
+    meta.front_end = options.front_end;
+    meta.model = options.model;
+    nlohmann::json data_json = summary;
+    meta.training = {{"data", data_json},
+                     {"steps", step},
+                     {"epochs", static_cast<double>(step) / static_cast<double>(steps_per_epoch)},
+                     {"batch_size", options.batch_size},
+                     {"crop_seconds", options.data.crop_seconds},
+                     {"learning_rate", options.learning_rate},
+                     {"seed", options.data.seed},
+                     {"device", options.device},
+                     {"loss", options.loss},
+                     {"mix", options.data.mix}};
+    meta.validation = to_json_result(v);
+    meta.validation["step"] = step;
+    meta.validation["examples"] = val_count;
+    UNet cpu_copy(options.model, options.front_end.n_bins());
+    {
+      torch::NoGradGuard no_grad;
+      auto src = net->named_parameters();
+      for (auto& p : cpu_copy->named_parameters()) p.value().copy_(src[p.key()]);
+      auto src_b = net->named_buffers();
+      for (auto& b : cpu_copy->named_buffers()) b.value().copy_(src_b[b.key()]);
+    }
+    save_checkpoint(paths.model, cpu_copy, meta);
+  };
+
+  net->train();
+  if (step == 0) {
+    result.first = validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size);
+    log_validation(result.first, std::nan(""), false);
+    message(format("step 0: validation loss %.4f, SI-SDR %.2f dB (noisy %.2f dB)",
+                   result.first.loss, result.first.si_sdr_db, result.first.si_sdr_noisy_db));
+  } else {
+    result.first = best;
+  }
+
+  BatchLoader loader(data, options.batch_size, std::max(1, options.loader_workers),
+                     options.data.seed, step);
+  ProgressBar bar("train", total, progress_bar, step);
+  double loss_avg = std::nan(""), loss_sum = 0;
+  int64_t loss_count = 0, bad_steps = 0;
+  auto last_state = std::chrono::steady_clock::now();
+  std::vector<torch::Tensor> params = net->parameters();
+  while (step < total) {
+    if (stop && stop->load()) {
+      save_state(paths.resume, net, optimizer, step, best, have_best, options);
+      message(format("stopped at step %.0f; continue with --resume", static_cast<double>(step)));
+      break;
+    }
+    Batch batch = loader.next();
+    const auto t0 = std::chrono::steady_clock::now();
+    const torch::Tensor noisy = to_tensor(batch.noisy, batch.batch_size, batch.length, device);
+    const torch::Tensor clean = to_tensor(batch.clean, batch.batch_size, batch.length, device);
+    const Forward f = run_network(net, fe, noisy);
+    const LossTerms t =
+        enhancement_loss(f.estimate_spec, fe.analyze(clean), f.estimate_wave, clean, options.loss);
+    optimizer.zero_grad();
+    const double loss_value = t.total.item<double>();
+    if (!std::isfinite(loss_value)) {
+      // A non-finite loss would poison the weights: skip the update, and give up if it persists.
+      if (++bad_steps >= 20)
+        throw Error("training diverged: 20 steps in a row gave a non-finite loss (lower --lr)");
+    } else {
+      bad_steps = 0;
+      t.total.backward();
+      torch::nn::utils::clip_grad_norm_(params, options.grad_clip_norm);
+      optimizer.step();
+      loss_avg = std::isnan(loss_avg) ? loss_value : 0.98 * loss_avg + 0.02 * loss_value;
+      loss_sum += loss_value;
+      ++loss_count;
+    }
+    ++step;
+    ++trained_steps;
+    train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double steps_per_s = static_cast<double>(trained_steps) / std::max(1e-9, train_seconds);
+    bar.update(step, format("loss %.4f  %.2f steps/s  %.1fx real time", loss_avg, steps_per_s,
+                            steps_per_s * seconds_per_step));
+
+    if (step % val_every == 0 || step == total) {
+      const ValidationResult v =
+          validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size);
+      const bool is_best = !have_best || v.loss < best.loss;
+      const double train_loss = loss_count ? loss_sum / static_cast<double>(loss_count) : NAN;
+      loss_sum = 0;
+      loss_count = 0;
+      if (is_best) {
+        best = v;
+        have_best = true;
+        save_model(v);
+      }
+      log_validation(v, train_loss, is_best);
+      save_state(paths.resume, net, optimizer, step, best, have_best, options);
+      last_state = std::chrono::steady_clock::now();
+      bar.print_line(format("step %.0f: train loss %.4f, validation loss %.4f, SI-SDR "
+                            "improvement %+.2f dB",
+                            static_cast<double>(step), train_loss, v.loss, v.si_sdri_db()) +
+                     (is_best ? " (best, saved)" : ""));
+    } else if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_state)
+                   .count() > options.state_every_seconds) {
+      save_state(paths.resume, net, optimizer, step, best, have_best, options);
+      last_state = std::chrono::steady_clock::now();
+    }
+  }
+  bar.finish();
+  result.steps = step;
+  result.best = best;
+  result.audio_seconds_per_second =
+      trained_steps > 0 ? static_cast<double>(trained_steps) * seconds_per_step / train_seconds : 0;
+  return result;
+}
+
+}  // namespace denoise

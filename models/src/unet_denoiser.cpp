@@ -1,0 +1,81 @@
+#include "denoise/unet_denoiser.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "denoise/error.h"
+
+namespace fs = std::filesystem;
+
+namespace denoise {
+
+UNetDenoiser::UNetDenoiser(std::shared_ptr<Model> model)
+    : model_(std::move(model)), tensor_front_end_(model_->metadata.front_end) {}
+
+int UNetDenoiser::context_frames() const {
+  const UNetOptions& o = model_->metadata.model;
+  return std::max(o.past_frames(), o.future_frames());
+}
+
+torch::Tensor UNetDenoiser::features(const Spectrogram& noisy) const {
+  // Frame-major [frames, bins] seen as the tensor front end's [1, bins, frames]. from_blob does
+  // not copy and does not write.
+  auto* data = const_cast<std::complex<float>*>(noisy.bins.data());
+  const torch::Tensor spec =
+      torch::from_blob(data, {noisy.n_frames, noisy.n_bins}, torch::kComplexFloat).t().unsqueeze(0);
+  return tensor_front_end_.features(spec).unsqueeze(1);
+}
+
+void UNetDenoiser::gains(const Spectrogram& noisy, std::vector<float>& gain) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor mask = model_->net->mask(features(noisy));  // [1, 1, bins, frames]
+  const torch::Tensor frame_major = mask[0][0].t().contiguous();
+  gain.resize(noisy.bins.size());
+  std::memcpy(gain.data(), frame_major.data_ptr<float>(), gain.size() * sizeof(float));
+}
+
+std::shared_ptr<Model> load_model_cached(const std::string& path) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<Model>> loaded;
+  std::error_code ec;
+  std::string key = fs::weakly_canonical(path, ec).string();
+  if (ec) key = path;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = loaded.find(key);
+  if (it != loaded.end()) return it->second;
+  auto model = load_checkpoint(path);
+  loaded[key] = model;
+  return model;
+}
+
+std::string default_model_path() {
+  if (const char* env = std::getenv("DENOISE_MODEL"); env && *env) return env;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  const fs::path bin = exe.parent_path();
+  for (const fs::path& candidate :
+       {bin / "../share/denoise/models/default.dnz", bin / "../../models/pretrained/default.dnz",
+        bin / "../models/pretrained/default.dnz"}) {
+    if (fs::is_regular_file(candidate, ec)) return fs::weakly_canonical(candidate, ec).string();
+  }
+  return "";
+}
+
+void register_unet_method() {
+  register_method("unet", [](const MethodOptions& options, int) -> std::unique_ptr<Denoiser> {
+    std::string path = options.model_path.empty() ? default_model_path() : options.model_path;
+    if (path.empty())
+      throw Error(
+          "unet: no model given (--model FILE) and no default model found (set DENOISE_MODEL "
+          "or install models/pretrained/default.dnz)");
+    return std::make_unique<UNetDenoiser>(load_model_cached(path));
+  });
+}
+
+}  // namespace denoise
