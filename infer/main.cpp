@@ -19,11 +19,6 @@
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
 #include "denoise/progress.h"
-#ifdef DENOISE_WITH_TORCH
-#include <torch/torch.h>
-
-#include "denoise/unet_denoiser.h"
-#endif
 
 namespace fs = std::filesystem;
 using denoise::Error;
@@ -66,9 +61,6 @@ fs::path default_output(const fs::path& input) {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef DENOISE_WITH_TORCH
-  denoise::register_unet_method();
-#endif
   CLI::App app{
       "infer: denoise speech recordings (files or folders).\n"
       "Output keeps the input's rate, channels and sample format unless --rate/--bits say "
@@ -90,19 +82,22 @@ int main(int argc, char** argv) {
                                   "folder inputs keep their sub-folders");
   o_output->excludes(o_outdir);
 
+  // The unet method comes from a plugin, loaded only when used.
+  const bool have_models = denoise::model_methods_available();
+  std::vector<std::string> methods = denoise::classical_method_names();
+  if (have_models) methods.push_back("unet");
   std::string methods_help = "Denoising method: ";
-  for (const auto& n : denoise::method_names()) methods_help += n + " ";
-  methods_help += "[default: unet when a model is found, else gate]";
+  for (const auto& n : methods) methods_help += n + " ";
+  if (have_models) methods_help += "[default: unet when a model is found, else gate]";
   opt.method.clear();
-  app.add_option("-m,--method", opt.method, methods_help)
-      ->check(CLI::IsMember(denoise::method_names()));
-  int threads = 0;
-  if (denoise::method_names().size() > denoise::classical_method_names().size()) {
+  app.add_option("-m,--method", opt.method, methods_help)->check(CLI::IsMember(methods));
+  if (have_models) {
     app.add_option("--model", opt.method_options.model_path,
                    "Trained model file (from train) for --method unet [default: $DENOISE_MODEL, "
                    "or the model installed with the program]")
         ->check(CLI::ExistingFile);
-    app.add_option("--threads", threads, "CPU threads for the model (0: all cores)")
+    app.add_option("--threads", opt.method_options.threads,
+                   "CPU threads for the model (0: all cores)")
         ->capture_default_str()
         ->check(CLI::Range(0, 1024));
   }
@@ -180,8 +175,8 @@ int main(int argc, char** argv) {
 
   // The method: as asked; else the U-Net when a model is given or installed; else gating.
   if (opt.method.empty()) {
-#ifdef DENOISE_WITH_TORCH
-    if (!opt.method_options.model_path.empty() || !denoise::default_model_path().empty()) {
+    if (have_models &&
+        (!opt.method_options.model_path.empty() || !denoise::default_model_path().empty())) {
       opt.method = "unet";
     } else {
       opt.method = "gate";
@@ -190,19 +185,16 @@ int main(int argc, char** argv) {
                      "infer: note: no trained model found (--model FILE or DENOISE_MODEL); using "
                      "spectral gating\n");
     }
-#else
-    opt.method = "gate";
-#endif
   } else if (opt.method != "unet" && !opt.method_options.model_path.empty()) {
     std::fprintf(stderr, "infer: error: --model applies to --method unet, not %s\n",
                  opt.method.c_str());
     return 2;
   }
-#ifdef DENOISE_WITH_TORCH
   if (opt.method == "unet") {
-    if (threads > 0) torch::set_num_threads(threads);
-    // Load the model once, before any file: a bad model is one error, not one per file.
+    // Load the plugin and the model once, before any file: a bad model is one error, not one
+    // per file.
     try {
+      denoise::load_model_methods();
       const std::string path = opt.method_options.model_path.empty()
                                    ? denoise::default_model_path()
                                    : opt.method_options.model_path;
@@ -210,14 +202,13 @@ int main(int argc, char** argv) {
         throw Error(
             "no model for --method unet: give --model FILE (train one with `train`) or set "
             "DENOISE_MODEL");
-      denoise::load_model_cached(path);
       opt.method_options.model_path = path;
+      denoise::make_denoiser("unet", opt.method_options, 16000);  // loads and checks the model
     } catch (const Error& e) {
       std::fprintf(stderr, "infer: error: %s\n", e.what());
       return 1;
     }
   }
-#endif
 
   // Expand inputs into jobs; a bad input is reported and counted, the rest still run.
   std::vector<Job> jobs;

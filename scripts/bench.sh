@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks the classical methods against the project's targets.
+# Benchmarks the classical methods and the U-Net against the project's targets.
 #
 #   scripts/bench.sh [BUILD_DIR]        (default: build, relative to the repository root)
 #
@@ -8,8 +8,14 @@
 # tones + pink noise otherwise) and a 1-hour file made from it, then prints per method:
 #   - infer's whole-process wall time (best of 3) and peak RSS on the 60 s file,
 #   - bench_denoise's compute-only time (best of 5) on the same file,
-#   - infer's wall time and peak RSS on the 1-hour file.
-# Everything runs pinned to CPU 0 (taskset -c 0): one core, as the library is single-threaded.
+#   - infer's wall time and peak RSS on the 1-hour file;
+# then for the U-Net (models/pretrained/default.dnz, $DENOISE_BENCH_MODEL, or else a model of the
+# default size trained for one step -- the cost does not depend on the weights):
+#   - compute RTF on the 60 s file with one LibTorch thread (bench_denoise), infer's whole process,
+#   - infer's peak RSS on the 1-hour file,
+#   - training throughput (seconds of audio per second) on 2 CPU threads, and on the GPU when
+#     nvidia-smi finds one and LibTorch has CUDA.
+# Inference runs pinned to CPU 0 (taskset -c 0): one core.
 # Test files live in a temporary folder that is removed on exit; nothing is written to the repo.
 set -euo pipefail
 
@@ -17,6 +23,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 build="${1:-build}"
 infer="$build/bin/infer"
+train="$build/bin/train"
 bench="$build/bin/bench_denoise"
 methods=(gate gate-nonstationary subtract)
 long_methods=(gate gate-nonstationary subtract)
@@ -26,6 +33,8 @@ target_gate_ms_per_min=25     # gating compute per minute of 16 kHz audio
 nr_compute_ms_per_min=460     # noisereduce reference: compute per minute
 nr_process_ms_per_min=1100    # noisereduce reference: whole process per minute
 target_rss_mib=300            # peak RSS of infer on a 1-hour file
+target_unet_rtf=0.05          # U-Net compute, one thread
+target_unet_rss_mib=500       # peak RSS of infer --method unet on a 1-hour file
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -46,10 +55,10 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 # --- build ---------------------------------------------------------------------------------------
-if [ ! -x "$infer" ] || [ ! -x "$bench" ]; then
-  echo "bench: building infer and bench_denoise (Release) in $build"
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release && cmake --build "$build" -j2 --target infer bench_denoise
-  [ -x "$infer" ] && [ -x "$bench" ] ||
+if [ ! -x "$infer" ] || [ ! -x "$bench" ] || [ ! -x "$train" ]; then
+  echo "bench: building infer, train and bench_denoise (Release) in $build"
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release && cmake --build "$build" -j2 --target infer train bench_denoise
+  [ -x "$infer" ] && [ -x "$bench" ] && [ -x "$train" ] ||
     die "$infer or $bench still missing (bench_denoise is built with the tests: DENOISE_BUILD_TESTS=ON)"
 fi
 build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)"
@@ -104,12 +113,14 @@ hour_s="$(soxi -D "$hour" | awk '{printf "%.1f", $1}')"
 hour_mb="$(du -m "$hour" | cut -f1)"
 
 # --- measurements --------------------------------------------------------------------------------
-# run_infer FILE METHOD: one run; sets wall_s (bash clock, ns resolution) and rss_kib (GNU time).
+# run_infer FILE METHOD [ARGS...]: one run; sets wall_s (bash clock, ns resolution) and rss_kib
+# (GNU time).
 run_infer() {
-  local t0 t1
+  local t0 t1 file="$1" method="$2"
+  shift 2
   t0="$EPOCHREALTIME"
   /usr/bin/time -f '%e %M' -o "$tmp/time.txt" \
-    taskset -c 0 "$infer" -q "$1" -o "$tmp/out.wav" --method "$2"
+    taskset -c 0 "$infer" -q "$file" -o "$tmp/out.wav" --method "$method" "$@"
   t1="$EPOCHREALTIME"
   wall_s="$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f", b - a}')"
   rss_kib="$(awk 'END {print $2}' "$tmp/time.txt")"
@@ -168,3 +179,47 @@ for m in "${long_methods[@]}"; do
     "$(awk -v w="$wall_s" -v s="$hour_s" 'BEGIN {printf "%.3f", w * 60 / s}')" "$(mib "$rss_kib")" \
     "$(verdict "$(mib "$rss_kib")" "$target_rss_mib")"
 done
+echo
+
+# --- U-Net -----------------------------------------------------------------------------------------
+mkdir -p "$tmp/clean" "$tmp/noises"
+cp "$tmp/speech.wav" "$tmp/clean/"
+cp "$tmp/noise.wav" "$tmp/noises/"
+model="${DENOISE_BENCH_MODEL:-}"
+[ -z "$model" ] && [ -f models/pretrained/default.dnz ] && model=models/pretrained/default.dnz
+if [ -n "$model" ]; then
+  model_desc="$model"
+else
+  model="$tmp/bench.dnz"
+  "$train" -q --clean "$tmp/clean" --steps 1 --batch 1 --crop-seconds 0.5 --threads 1 -o "$model" >/dev/null
+  model_desc="default size, untrained (one step; the cost does not depend on the weights)"
+fi
+echo "U-Net: $model_desc"
+unet_line="$(taskset -c 0 "$bench" "$minute" --methods unet --model "$model" --repeat 3 | awk '$1 == "unet"')"
+unet_rtf="$(awk '{print $4}' <<<"$unet_line")"
+best=""
+for _ in 1 2 3; do
+  run_infer "$minute" unet --model "$model" --threads 1
+  if [ -z "$best" ] || awk -v a="$wall_s" -v b="$best" 'BEGIN {exit !(a < b)}'; then best="$wall_s"; fi
+done
+printf '  60 s file, compute (1 thread):  %s ms, RTF %s (target <= %s: %s)\n' \
+  "$(awk '{print $2}' <<<"$unet_line")" "$unet_rtf" "$target_unet_rtf" "$(verdict "$unet_rtf" "$target_unet_rtf")"
+printf '  60 s file, infer whole process: %s s (includes LibTorch start-up)\n' "$best"
+run_infer "$hour" unet --model "$model" --threads 1
+printf '  1-hour file, infer:             %s s, peak %s MiB (target <= %s MiB: %s)\n' "$wall_s" \
+  "$(mib "$rss_kib")" "$target_unet_rss_mib" "$(verdict "$(mib "$rss_kib")" "$target_unet_rss_mib")"
+
+# Training throughput: clean speech + noise mixed on the fly, batch 16 x 2 s, default model.
+train_rate() {
+  "$train" -q --clean "$tmp/clean" --noise "$tmp/noises" --steps "$1" --batch 16 --crop-seconds 2 \
+    --val-every 100000 --val-fraction 0 -o "$tmp/throughput.dnz" "${@:2}" |
+    sed -n 's/^trained .* at \([0-9.]*\) s of audio per second.*/\1/p'
+}
+printf '  training, 2 CPU threads:        %s s of audio per second\n' \
+  "$(train_rate 8 --threads 2 --workers 1)"
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  gpu="$(train_rate 50 --device cuda 2>&1 || true)"
+  printf '  training, GPU (%s): %s s of audio per second\n' "$(nvidia-smi -L | head -1)" "${gpu:-failed}"
+else
+  echo "  training, GPU:                  no GPU on this machine"
+fi

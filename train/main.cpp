@@ -77,14 +77,33 @@ int main(int argc, char** argv) {
   app.add_option("--val-every", opt.val_every_steps,
                  "Validate every N steps [default: each epoch]");
   app.add_option("--config", config,
-                 "JSON file with sections front_end, model, loss, mix, train (partial is fine)")
+                 "JSON file with sections front_end, model, loss, mix, train (partial is fine); "
+                 "flags given on the command line override it")
       ->check(CLI::ExistingFile);
   app.add_flag("-q,--quiet", quiet, "No progress bar or notices, only errors and the summary");
 
+  // A config file sets defaults that command-line flags then override: apply it before parsing.
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    std::string path;
+    if (a == "--config" && i + 1 < argc)
+      path = argv[i + 1];
+    else if (a.rfind("--config=", 0) == 0)
+      path = a.substr(9);
+    else
+      continue;
+    try {
+      denoise::apply_config_file(path, opt);
+    } catch (const denoise::Error& e) {
+      std::fprintf(stderr, "train: %s\n", e.what());
+      return 1;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
   }
   if (opt.data.data_dirs.empty() && opt.data.clean_dirs.empty()) {
     std::fprintf(stderr, "train: no data: give --data DIR (pairs) or --clean DIR (for mixing)\n");
@@ -98,7 +117,6 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   try {
-    if (!config.empty()) denoise::apply_config_file(config, opt);
     auto message = [quiet](const std::string& line) {
       if (!quiet) std::fprintf(stderr, "%s\n", line.c_str());
     };

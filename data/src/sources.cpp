@@ -473,7 +473,7 @@ void add_pairs(const fs::path& noisy, const fs::path& clean, const DataOptions& 
 
 void add_data_dir(const std::string& dir_option, const DataOptions& options, Found& found,
                   DataSummary& summary, Problems& problems) {
-  const fs::path dir = absolute_folder(dir_option, "data_dirs");
+  const fs::path dir = absolute_folder(dir_option, "--data");
   // Kaggle: the folder given is speaker_audios_new itself, the unzipped folder holding it, or
   // the folder the archive was unzipped into.
   std::vector<fs::path> roots;
@@ -494,7 +494,7 @@ void add_data_dir(const std::string& dir_option, const DataOptions& options, Fou
     for (const auto& sub : subfolders(dir))
       for (auto& f : pair_folders(sub)) folders.push_back(std::move(f));
   if (folders.empty()) {
-    throw Error("data_dirs: " + dir.string() +
+    throw Error(dir.string() +
                 ": no paired data found; expected the Kaggle layout "
                 "(speaker_audios_new/noisy_audios/, clean_audios/ and audios_meta_data.csv) or "
                 "noisy/ + clean/ folders (also noisy_trainset_wav/ + clean_trainset_wav/) with "
@@ -531,7 +531,7 @@ void find_sources(const DataOptions& options, Found& found, DataSummary& summary
                   Problems& problems) {
   for (const auto& dir : options.data_dirs) add_data_dir(dir, options, found, summary, problems);
   for (const auto& dir_option : options.clean_dirs) {
-    const fs::path dir = absolute_folder(dir_option, "clean_dirs");
+    const fs::path dir = absolute_folder(dir_option, "--clean");
     summary.sources.push_back("clean:" + dir.string());
     auto files = check_files(dir, "clean_dirs", options.sample_rate_hz, summary, problems);
     found.clean.insert(found.clean.end(), files.begin(), files.end());
@@ -541,7 +541,7 @@ void find_sources(const DataOptions& options, Found& found, DataSummary& summary
         "noise_dirs given without clean_dirs: noise is mixed into clean speech, so "
         "clean_dirs must name at least one folder of clean speech");
   for (const auto& dir_option : options.noise_dirs) {
-    const fs::path dir = absolute_folder(dir_option, "noise_dirs");
+    const fs::path dir = absolute_folder(dir_option, "--noise");
     summary.sources.push_back("noise:" + dir.string());
     auto files = check_files(dir, "noise_dirs", options.sample_rate_hz, summary, problems);
     found.noise.insert(found.noise.end(), files.begin(), files.end());

@@ -218,7 +218,7 @@ TrainResult train(const TrainOptions& options_in,
                   const std::function<void(const std::string&)>& message,
                   const std::atomic<bool>* stop, bool progress_bar) {
   TrainOptions options = options_in;
-  if (options.batch_size < 1) throw Error("--batch must be at least 1");
+  if (options.batch_size < 1) throw Error("the batch size (--batch) must be at least 1");
   if (!(options.learning_rate > 0)) throw Error("--lr must be > 0");
   if (options.epochs < 0 || options.steps < 0) throw Error("--epochs and --steps must be >= 0");
   if (options.epochs > 0 && options.steps > 0) throw Error("give --epochs or --steps, not both");
@@ -295,9 +295,10 @@ TrainResult train(const TrainOptions& options_in,
       net->load(net_archive);
       state->read("optimizer", optimizer_archive);
       optimizer.load(optimizer_archive);
-      torch::Tensor t;
-      state->read("step", t);
-      step = t.item<int64_t>();
+      // Each value into a fresh tensor: read() into a defined tensor copies into its storage.
+      torch::Tensor stored_step, t;
+      state->read("step", stored_step);
+      step = stored_step.item<int64_t>();
       state->read("best", t);
       t = t.to(torch::kCPU);
       best.loss = t[0].item<double>();
@@ -402,6 +403,13 @@ TrainResult train(const TrainOptions& options_in,
   BatchLoader loader(data, options.batch_size, std::max(1, options.loader_workers),
                      options.data.seed, step);
   ProgressBar bar("train", total, progress_bar, step);
+  // Notices during training go above the progress bar, or through `message` without one.
+  auto say = [&](const std::string& line) {
+    if (progress_bar)
+      bar.print_line(line);
+    else
+      message(line);
+  };
   double loss_avg = std::nan(""), loss_sum = 0;
   int64_t loss_count = 0, bad_steps = 0;
   auto last_state = std::chrono::steady_clock::now();
@@ -456,10 +464,10 @@ TrainResult train(const TrainOptions& options_in,
       log_validation(v, train_loss, is_best);
       save_state(paths.resume, net, optimizer, step, best, have_best, options);
       last_state = std::chrono::steady_clock::now();
-      bar.print_line(format("step %.0f: train loss %.4f, validation loss %.4f, SI-SDR "
-                            "improvement %+.2f dB",
-                            static_cast<double>(step), train_loss, v.loss, v.si_sdri_db()) +
-                     (is_best ? " (best, saved)" : ""));
+      say(format("step %.0f: train loss %.4f, validation loss %.4f, SI-SDR "
+                 "improvement %+.2f dB",
+                 static_cast<double>(step), train_loss, v.loss, v.si_sdri_db()) +
+          (is_best ? " (best, saved)" : ""));
     } else if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_state)
                    .count() > options.state_every_seconds) {
       save_state(paths.resume, net, optimizer, step, best, have_best, options);

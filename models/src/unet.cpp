@@ -1,5 +1,6 @@
 #include "denoise/unet.h"
 
+#include <algorithm>
 #include <string>
 
 #include "denoise/error.h"
@@ -37,7 +38,8 @@ int pad_future(int k, int d, bool causal) { return causal ? 0 : (k - 1) * d / 2;
 int UNetOptions::past_frames() const {
   int n = static_cast<int>(channels.size()) * pad_past(kernel_time, 1, causal);
   for (int d : bottleneck_dilations) n += pad_past(bottleneck_kernel_time, d, causal);
-  return n;
+  // The look-ahead shifts the network's window forward: frame t's mask is its output at t + L.
+  return causal ? std::max(0, n - lookahead_frames) : n;
 }
 
 int UNetOptions::future_frames() const {

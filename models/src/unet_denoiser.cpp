@@ -1,7 +1,5 @@
 #include "denoise/unet_denoiser.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -53,20 +51,6 @@ std::shared_ptr<Model> load_model_cached(const std::string& path) {
   return model;
 }
 
-std::string default_model_path() {
-  if (const char* env = std::getenv("DENOISE_MODEL"); env && *env) return env;
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  const fs::path bin = exe.parent_path();
-  for (const fs::path& candidate :
-       {bin / "../share/denoise/models/default.dnz", bin / "../../models/pretrained/default.dnz",
-        bin / "../models/pretrained/default.dnz"}) {
-    if (fs::is_regular_file(candidate, ec)) return fs::weakly_canonical(candidate, ec).string();
-  }
-  return "";
-}
-
 void register_unet_method() {
   register_method("unet", [](const MethodOptions& options, int) -> std::unique_ptr<Denoiser> {
     std::string path = options.model_path.empty() ? default_model_path() : options.model_path;
@@ -74,8 +58,14 @@ void register_unet_method() {
       throw Error(
           "unet: no model given (--model FILE) and no default model found (set DENOISE_MODEL "
           "or install models/pretrained/default.dnz)");
+    if (options.threads > 0) torch::set_num_threads(options.threads);
     return std::make_unique<UNetDenoiser>(load_model_cached(path));
   });
 }
 
 }  // namespace denoise
+
+// The plugin entry point (see load_model_methods in denoiser.h).
+extern "C" __attribute__((visibility("default"))) void denoise_register_model_methods() {
+  denoise::register_unet_method();
+}

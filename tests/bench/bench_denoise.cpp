@@ -1,12 +1,14 @@
-// bench_denoise: compute time of the classical methods on one file, without the codec.
+// bench_denoise: compute time of the denoising methods on one file, without the codec.
 //
-//   bench_denoise FILE [--methods gate,gate-nonstationary,subtract] [--repeat N]
+//   bench_denoise FILE [--methods gate,gate-nonstationary,subtract,unet] [--model FILE]
+//                 [--repeat N]
 //
 // Reads FILE once with denoise::read_audio, then for each method times denoise_channels() (the
 // same block path as denoise_file, default PipelineOptions apart from the method) with
 // std::chrono::steady_clock and keeps the best of N runs. Decoding, encoding, resampling and the
-// limiter are not timed. Single-threaded: the library is, and FFTW is used in its float,
-// single-threaded form. Prints one line per method:
+// limiter are not timed. Single-threaded: the library is, FFTW is used in its float,
+// single-threaded form, and LibTorch is limited to one thread for the unet method (--model). Prints
+// one line per method:
 //
 //   method  compute_ms  ms_per_minute_of_audio  rtf
 //
@@ -22,12 +24,18 @@
 
 #include "denoise/audio_io.h"
 #include "denoise/file_pipeline.h"
+#ifdef DENOISE_WITH_TORCH
+#include <torch/torch.h>
+
+#include "denoise/unet_denoiser.h"
+#endif
 
 namespace {
 
 void usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s FILE [--methods gate,gate-nonstationary,subtract] [--repeat N]\n"
+               "usage: %s FILE [--methods gate,gate-nonstationary,subtract,unet] [--model FILE] "
+               "[--repeat N]\n"
                "Times denoise_channels() per method (best of N, default 5), single-threaded.\n",
                argv0);
 }
@@ -49,6 +57,7 @@ int main(int argc, char** argv) {
   std::string file;
   std::vector<std::string> methods = {"gate", "gate-nonstationary", "subtract"};
   int repeat = 5;
+  std::string model;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* name) -> std::string {
@@ -67,6 +76,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_denoise: --methods is empty\n");
         return 2;
       }
+    } else if (a == "--model") {
+      model = value("--model");
     } else if (a == "--repeat") {
       const std::string v = value("--repeat");
       char* end = nullptr;
@@ -95,6 +106,10 @@ int main(int argc, char** argv) {
   }
 
   try {
+#ifdef DENOISE_WITH_TORCH
+    denoise::register_unet_method();
+    torch::set_num_threads(1);
+#endif
     const denoise::Audio audio = denoise::read_audio(file);
     const double seconds = static_cast<double>(audio.frames()) / audio.sample_rate_hz;
     std::printf("# %s: %lld frames, %d Hz, %zu channel(s), %.2f s; best of %d\n", file.c_str(),
@@ -105,6 +120,7 @@ int main(int argc, char** argv) {
     for (const auto& method : methods) {
       denoise::PipelineOptions options;
       options.method = method;
+      options.method_options.model_path = model;
       double best_ms = std::numeric_limits<double>::infinity();
       size_t sink = 0;  // keeps the result observable
       for (int r = 0; r < repeat; ++r) {

@@ -37,13 +37,10 @@ class UNetDenoiser : public Denoiser {
 // Loads a model once per path per process (later calls share it). Throws denoise::Error.
 std::shared_ptr<Model> load_model_cached(const std::string& path);
 
-// The default model, searched in order: $DENOISE_MODEL; next to the program
-// (<bin>/../share/denoise/models/default.dnz when installed, <repo>/models/pretrained/default.dnz
-// from a build tree). Empty when none exists.
-std::string default_model_path();
-
-// Registers the `unet` method with make_denoiser (MethodOptions::model_path, or the default
-// model). Programs that offer the method call this once at start-up.
+// Registers the `unet` method with make_denoiser (MethodOptions::model_path, or
+// default_model_path()). Programs linking this library call it at start-up; others load the
+// library as a plugin (load_model_methods() in denoiser.h), which calls it through
+// denoise_register_model_methods().
 void register_unet_method();
 
 }  // namespace denoise
