@@ -180,10 +180,14 @@ int main(int argc, char** argv) {
       opt.method = "unet";
     } else {
       opt.method = "gate";
-      if (!quiet)
+      if (!quiet && have_models)
         std::fprintf(stderr,
                      "infer: note: no trained model found (--model FILE or DENOISE_MODEL); using "
                      "spectral gating\n");
+      else if (!quiet)
+        std::fprintf(stderr,
+                     "infer: note: built without the U-Net (LibTorch); using spectral "
+                     "gating\n");
     }
   } else if (opt.method != "unet" && !opt.method_options.model_path.empty()) {
     std::fprintf(stderr, "infer: error: --model applies to --method unet, not %s\n",
