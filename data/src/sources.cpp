@@ -387,8 +387,8 @@ bool is_kaggle_root(const fs::path& dir) {
   return fs::is_directory(dir / "noisy_audios", ec) && fs::is_directory(dir / "clean_audios", ec);
 }
 
-void add_kaggle(const fs::path& root, const DataOptions& options, Found& found,
-                DataSummary& summary, Problems& problems) {
+std::vector<Candidate> kaggle_candidates(const fs::path& root, DataSummary& summary,
+                                         Problems& problems) {
   summary.sources.push_back("kaggle:" + root.string());
   const fs::path noisy_dir = root / "noisy_audios", clean_dir = root / "clean_audios";
   const fs::path csv = find_csv(root);
@@ -396,9 +396,7 @@ void add_kaggle(const fs::path& root, const DataOptions& options, Found& found,
     problems.note(root.string() +
                   ": no CSV with noisy_audio,clean_audio columns inside or beside it; pairing "
                   "noisy_audios/ and clean_audios/ by file name");
-    check_pairs(pair_by_name(noisy_dir, clean_dir, root, problems, summary), options.sample_rate_hz,
-                found, summary, problems);
-    return;
+    return pair_by_name(noisy_dir, clean_dir, root, problems, summary);
   }
   const auto rows = read_csv(csv);
   if (rows.empty())
@@ -442,7 +440,7 @@ void add_kaggle(const fs::path& root, const DataOptions& options, Found& found,
     if (!c.clean.empty()) c.key = fs::path(c.clean).lexically_relative(root).generic_string();
     candidates.push_back(std::move(c));
   }
-  check_pairs(candidates, options.sample_rate_hz, found, summary, problems);
+  return candidates;
 }
 
 // noisy<X>/ + clean<X>/ subfolders of `dir` (noisy/clean, noisy_trainset_wav/clean_trainset_wav,
@@ -460,19 +458,20 @@ std::vector<std::pair<fs::path, fs::path>> pair_folders(const fs::path& dir) {
   return out;
 }
 
-void add_pairs(const fs::path& noisy, const fs::path& clean, const DataOptions& options,
-               Found& found, DataSummary& summary, Problems& problems) {
+std::vector<Candidate> folder_candidates(const fs::path& noisy, const fs::path& clean,
+                                         DataSummary& summary, Problems& problems) {
   const fs::path parent = noisy.parent_path();
   const bool plain = noisy.filename() == "noisy" && clean.filename() == "clean";
   summary.sources.push_back("pairs:" + (plain ? parent.string()
                                               : parent.string() + " (" + noisy.filename().string() +
                                                     ", " + clean.filename().string() + ")"));
-  check_pairs(pair_by_name(noisy, clean, clean, problems, summary), options.sample_rate_hz, found,
-              summary, problems);
+  return pair_by_name(noisy, clean, clean, problems, summary);
 }
 
-void add_data_dir(const std::string& dir_option, const DataOptions& options, Found& found,
-                  DataSummary& summary, Problems& problems) {
+// Candidate pairs of one --data folder, before any file is opened (the trainer checks their
+// headers; evaluate reads them whole and reports each problem per file).
+std::vector<Candidate> data_dir_candidates(const std::string& dir_option, DataSummary& summary,
+                                           Problems& problems) {
   const fs::path dir = absolute_folder(dir_option, "--data");
   // Kaggle: the folder given is speaker_audios_new itself, the unzipped folder holding it, or
   // the folder the archive was unzipped into.
@@ -485,9 +484,14 @@ void add_data_dir(const std::string& dir_option, const DataOptions& options, Fou
     for (const auto& sub : subfolders(dir))
       for (const auto& subsub : subfolders(sub))
         if (is_kaggle_root(subsub)) roots.push_back(subsub);
+  std::vector<Candidate> out;
+  auto append = [&out](std::vector<Candidate> more) {
+    out.insert(out.end(), std::make_move_iterator(more.begin()),
+               std::make_move_iterator(more.end()));
+  };
   if (!roots.empty()) {
-    for (const auto& root : roots) add_kaggle(root, options, found, summary, problems);
-    return;
+    for (const auto& root : roots) append(kaggle_candidates(root, summary, problems));
+    return out;
   }
   auto folders = pair_folders(dir);
   if (folders.empty())
@@ -501,7 +505,8 @@ void add_data_dir(const std::string& dir_option, const DataOptions& options, Fou
                 "matching file names, in it or in one of its subfolders");
   }
   for (const auto& [noisy, clean] : folders)
-    add_pairs(noisy, clean, options, found, summary, problems);
+    append(folder_candidates(noisy, clean, summary, problems));
+  return out;
 }
 
 }  // namespace
@@ -511,6 +516,7 @@ void Problems::add(const std::string& kind, const std::string& name) {
   if (inserted) order_.push_back(kind);
   ++it->second.count;
   if (it->second.names.size() < 3) it->second.names.push_back(name);
+  items_.emplace_back(kind, name);
 }
 
 std::vector<std::string> Problems::lines() const {
@@ -529,7 +535,9 @@ std::vector<std::string> Problems::lines() const {
 
 void find_sources(const DataOptions& options, Found& found, DataSummary& summary,
                   Problems& problems) {
-  for (const auto& dir : options.data_dirs) add_data_dir(dir, options, found, summary, problems);
+  for (const auto& dir : options.data_dirs)
+    check_pairs(data_dir_candidates(dir, summary, problems), options.sample_rate_hz, found, summary,
+                problems);
   for (const auto& dir_option : options.clean_dirs) {
     const fs::path dir = absolute_folder(dir_option, "--clean");
     summary.sources.push_back("clean:" + dir.string());
@@ -549,3 +557,29 @@ void find_sources(const DataOptions& options, Found& found, DataSummary& summary
 }
 
 }  // namespace denoise::detail
+
+namespace denoise {
+
+PairListing find_pairs(const std::string& dir) {
+  using namespace detail;
+  DataSummary summary;
+  Problems problems;
+  PairListing out;
+  for (auto& c : data_dir_candidates(dir, summary, problems)) {
+    if (c.noisy.empty() || c.clean.empty())  // a CSV row naming a file that is not there
+      out.unpaired.push_back({c.missing_name, "named in the CSV but not found"});
+    else
+      out.pairs.push_back({std::move(c.noisy), std::move(c.clean), c.identity});
+  }
+  out.sources = std::move(summary.sources);
+  for (const auto& [kind, name] : problems.items()) {
+    if (kind == kUnmatched)
+      out.unpaired.push_back({name, "no file of the same name in the other folder"});
+    else
+      out.notes.push_back(describe_kind(kind) + ": " + name);
+  }
+  out.notes.insert(out.notes.end(), problems.notes().begin(), problems.notes().end());
+  return out;
+}
+
+}  // namespace denoise

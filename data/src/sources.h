@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "denoise/dataset.h"
@@ -36,6 +37,9 @@ class Problems {
   void add(const std::string& kind, const std::string& name);
   void note(const std::string& line) { notes_.push_back(line); }
   std::vector<std::string> lines() const;
+  // Every (kind, name) added, in order (lines() keeps only the first few names of a kind).
+  const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
+  const std::vector<std::string>& notes() const { return notes_; }
 
  private:
   struct Group {
@@ -45,6 +49,7 @@ class Problems {
   std::vector<std::string> order_;
   std::map<std::string, Group> groups_;
   std::vector<std::string> notes_;
+  std::vector<std::pair<std::string, std::string>> items_;
 };
 
 struct Found {

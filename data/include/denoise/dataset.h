@@ -160,6 +160,26 @@ std::vector<float> generate_noise(const std::string& kind, int64_t samples, int 
                                   std::mt19937_64& rng);
 std::vector<std::string> generated_noise_kinds();
 
+// Pairing without training: the noisy/clean pairs of one folder in any layout `data_dirs` takes
+// (the trainer's own discovery), for evaluation. No file is opened: checking that the files are
+// audio, of one rate and of matching lengths is the caller's (evaluate reports each per file).
+struct FilePair {
+  std::string noisy, clean;  // equal for a Kaggle identity row (clean -> clean)
+  bool identity = false;
+};
+struct UnpairedFile {
+  std::string path;    // the file, or the path a CSV row named
+  std::string reason;  // "no file of the same name in the other folder", ...
+};
+struct PairListing {
+  std::vector<std::string> sources;  // as DataSummary::sources ("kaggle:/path", "pairs:/path")
+  std::vector<FilePair> pairs;       // CSV row order, or sorted by file name
+  std::vector<UnpairedFile> unpaired;
+  std::vector<std::string> notes;  // ignored CSV rows, pairing fallbacks; one line each
+};
+// Throws denoise::Error when `dir` does not exist or holds no known layout.
+PairListing find_pairs(const std::string& dir);
+
 // Writes a tiny dataset in the Kaggle layout under `dir`:
 //   dir/speaker_audios_new/{noisy_audios,clean_audios}/*.wav and dir/audios_meta_data.csv,
 // `pairs` noisy/clean pairs of `seconds` each at `rate_hz` (16-bit WAV), plus one identity row
