@@ -14,7 +14,8 @@
 #   - compute RTF on the 60 s file with one LibTorch thread (bench_denoise), infer's whole process,
 #   - infer's peak RSS on the 1-hour file,
 #   - training throughput (seconds of audio per second) on 2 CPU threads, and on the GPU when
-#     nvidia-smi finds one and LibTorch has CUDA.
+#     nvidia-smi finds one and LibTorch has CUDA;
+# and evaluate's wall time per minute of audio (all metrics, STOI included) on the 60 s pair.
 # Inference runs pinned to CPU 0 (taskset -c 0): one core.
 # Test files live in a temporary folder that is removed on exit; nothing is written to the repo.
 set -euo pipefail
@@ -24,6 +25,7 @@ cd "$repo"
 build="${1:-build}"
 infer="$build/bin/infer"
 train="$build/bin/train"
+evaluate="$build/bin/evaluate"
 bench="$build/bin/bench_denoise"
 methods=(gate gate-nonstationary subtract)
 long_methods=(gate gate-nonstationary subtract)
@@ -55,10 +57,11 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 # --- build ---------------------------------------------------------------------------------------
-if [ ! -x "$infer" ] || [ ! -x "$bench" ] || [ ! -x "$train" ]; then
-  echo "bench: building infer, train and bench_denoise (Release) in $build"
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release && cmake --build "$build" -j2 --target infer train bench_denoise
-  [ -x "$infer" ] && [ -x "$bench" ] && [ -x "$train" ] ||
+if [ ! -x "$infer" ] || [ ! -x "$bench" ] || [ ! -x "$train" ] || [ ! -x "$evaluate" ]; then
+  echo "bench: building infer, train, evaluate and bench_denoise (Release) in $build"
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release &&
+    cmake --build "$build" -j2 --target infer train evaluate bench_denoise
+  [ -x "$infer" ] && [ -x "$bench" ] && [ -x "$train" ] && [ -x "$evaluate" ] ||
     die "$infer or $bench still missing (bench_denoise is built with the tests: DENOISE_BUILD_TESTS=ON)"
 fi
 build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)"
@@ -223,3 +226,22 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
 else
   echo "  training, GPU:                  no GPU on this machine"
 fi
+echo
+
+# --- evaluate ----------------------------------------------------------------------------------------
+# The 60 s mixture against its clean speech, for timing only (the mix was normalised after mixing, so
+# level-dependent scores such as SNR mean little here).
+sox -v 0.5 "$tmp/speech.wav" "${fmt[@]}" "$tmp/clean_ref.wav"
+eval_s() {  # METHODS [ARGS...]: wall seconds of one evaluate run, pinned to CPU 0
+  local t0 t1 methods="$1"
+  shift
+  t0="$EPOCHREALTIME"
+  taskset -c 0 "$evaluate" -q --clean "$tmp/clean_ref.wav" --noisy "$minute" --methods "$methods" "$@" >/dev/null
+  t1="$EPOCHREALTIME"
+  awk -v a="$t0" -v b="$t1" -v s="$minute_s" 'BEGIN {printf "%.2f", (b - a) * 60 / s}'
+}
+echo "evaluate, one core, per minute of 16 kHz audio (SI-SDR, SNR, segSNR, STOI, ESTOI, alignment):"
+printf '  noisy only (metrics alone):        %s s\n' "$(eval_s noisy)"
+printf '  noisy + 3 classical methods:       %s s\n' "$(eval_s noisy,subtract,gate,gate-nonstationary)"
+printf '  ... + unet (1 thread):             %s s\n' \
+  "$(eval_s noisy,subtract,gate,gate-nonstationary,unet --model "$model" --threads 1)"
