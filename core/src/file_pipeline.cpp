@@ -43,8 +43,8 @@ class ResampledSource {
   int64_t size() const { return n_out_; }
 
   void operator()(int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
-    if (start < kept_start_ && start + count > 0) restart();
     const int64_t lo = std::max<int64_t>(0, start), hi = std::min(n_out_, start + count);
+    if (lo < kept_start_ && hi > lo) restart();
     while (kept_start_ + kept_size() < hi) pull();
     if (lo > kept_start_) {  // drop what no later request needs
       for (auto& k : kept_) k.erase(k.begin(), k.begin() + (lo - kept_start_));
