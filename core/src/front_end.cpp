@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
-#include <set>
 
 #include "denoise/error.h"
+#include "denoise/json_strict.h"
 
 namespace denoise {
 
@@ -45,14 +45,7 @@ void to_json(nlohmann::json& j, const FrontEndConfig& c) {
 }
 
 void from_json(const nlohmann::json& j, FrontEndConfig& c) {
-  static const std::set<std::string> kKeys = {"sample_rate_hz", "n_fft",       "hop_length",
-                                              "window",         "center",      "compression",
-                                              "power_exponent", "log_epsilon", "power_epsilon"};
-  if (!j.is_object()) throw Error("front end config: expected a JSON object");
-  for (const auto& item : j.items())
-    if (!kKeys.count(item.key())) throw Error("front end config: unknown key '" + item.key() + "'");
-  for (const auto& k : kKeys)
-    if (!j.contains(k)) throw Error("front end config: missing key '" + k + "'");
+  require_same_keys(j, FrontEndConfig{}, "front end config");
   try {
     j.at("sample_rate_hz").get_to(c.sample_rate_hz);
     j.at("n_fft").get_to(c.n_fft);

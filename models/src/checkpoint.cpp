@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "denoise/error.h"
+#include "denoise/json_strict.h"
 
 namespace fs = std::filesystem;
 
@@ -177,13 +178,7 @@ void to_json(nlohmann::json& j, const ModelMetadata& m) {
 }
 
 void from_json(const nlohmann::json& j, ModelMetadata& m) {
-  if (!j.is_object()) throw Error("model metadata: expected a JSON object");
-  nlohmann::json known;
-  to_json(known, ModelMetadata{});
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (!known.contains(it.key())) throw Error("model metadata: unknown key '" + it.key() + "'");
-  for (auto it = known.begin(); it != known.end(); ++it)
-    if (!j.contains(it.key())) throw Error("model metadata: missing key '" + it.key() + "'");
+  require_same_keys(j, ModelMetadata{}, "model metadata");
   try {
     j.at("format_version").get_to(m.format_version);
     j.at("project_version").get_to(m.project_version);

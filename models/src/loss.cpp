@@ -3,6 +3,7 @@
 #include <string>
 
 #include "denoise/error.h"
+#include "denoise/json_strict.h"
 
 namespace denoise {
 
@@ -26,13 +27,7 @@ void to_json(nlohmann::json& j, const LossOptions& o) {
 }
 
 void from_json(const nlohmann::json& j, LossOptions& o) {
-  if (!j.is_object()) throw Error("loss options: expected a JSON object");
-  nlohmann::json known;
-  to_json(known, LossOptions{});
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (!known.contains(it.key())) throw Error("loss options: unknown key '" + it.key() + "'");
-  for (auto it = known.begin(); it != known.end(); ++it)
-    if (!j.contains(it.key())) throw Error("loss options: missing key '" + it.key() + "'");
+  require_same_keys(j, LossOptions{}, "loss options");
   try {
     j.at("compression").get_to(o.compression);
     j.at("complex_weight").get_to(o.complex_weight);

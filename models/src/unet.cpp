@@ -4,6 +4,7 @@
 #include <string>
 
 #include "denoise/error.h"
+#include "denoise/json_strict.h"
 
 namespace denoise {
 
@@ -68,14 +69,7 @@ void to_json(nlohmann::json& j, const UNetOptions& o) {
 }
 
 void from_json(const nlohmann::json& j, UNetOptions& o) {
-  if (!j.is_object()) throw Error("U-Net options: expected a JSON object");
-  const UNetOptions defaults;
-  nlohmann::json known;
-  to_json(known, defaults);
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (!known.contains(it.key())) throw Error("U-Net options: unknown key '" + it.key() + "'");
-  for (auto it = known.begin(); it != known.end(); ++it)
-    if (!j.contains(it.key())) throw Error("U-Net options: missing key '" + it.key() + "'");
+  require_same_keys(j, UNetOptions{}, "U-Net options");
   try {
     j.at("channels").get_to(o.channels);
     j.at("kernel_freq").get_to(o.kernel_freq);
