@@ -14,6 +14,7 @@
 #include "denoise/audio_io.h"
 #include "denoise/dataset.h"
 #include "denoise/error.h"
+#include "denoise/front_end.h"
 #include "test_util.h"
 
 using namespace denoise;
@@ -500,6 +501,7 @@ TEST(DatasetSample, NoiseFilesShorterThanTheCropAreLooped) {
   o.val_fraction = 0;
   o.mix.generated_noise_share = 0;
   o.mix.snr_min_db = o.mix.snr_max_db = -2;
+  o.mix.bandlimit_share = 0;  // a filter's start-up transient would break the exact period
   TrainingData data(o);
   EXPECT_EQ(data.summary().train_noise, 1);
   std::mt19937_64 rng(5);
@@ -515,6 +517,90 @@ TEST(DatasetSample, NoiseFilesShorterThanTheCropAreLooped) {
     }
     EXPECT_LT(diff / total, 1e-6);
   }
+}
+
+// Energy of `x` above `hz` relative to its total, in dB (one FFT frame over the whole signal).
+double energy_above_db(const std::vector<float>& x, double hz, int rate) {
+  FrontEndConfig c;
+  c.sample_rate_hz = rate;
+  c.n_fft = static_cast<int>(x.size()) & ~1;
+  c.hop_length = c.n_fft / 2;  // one frame is analysed; the hop only has to be valid
+  c.center = false;
+  FrontEnd fe(c);
+  std::vector<std::complex<float>> bins(c.n_bins());
+  fe.analyze_frame(x.data(), bins.data());
+  double above = 0, total = 0;
+  for (int b = 0; b < c.n_bins(); ++b) {
+    const double p = power(bins[b]);
+    total += p;
+    if (b * static_cast<double>(rate) / c.n_fft > hz) above += p;
+  }
+  return 10 * std::log10(above / total + 1e-30);
+}
+
+TEST(DatasetSample, BandLimitingFiltersSpeechAndNoiseAndKeepsTheSnr) {
+  TempDir tmp;
+  DataOptions o = speech_options(tmp / "speech");
+  o.val_fraction = 0;
+  o.mix.generated_noise_share = 1;  // white noise among them: energy at every frequency
+  o.mix.snr_min_db = o.mix.snr_max_db = 5;
+  o.mix.reverb_share = 0;
+  o.mix.bandlimit_share = 1;
+  o.mix.bandlimit_min_hz = o.mix.bandlimit_max_hz = 2000;
+  TrainingData data(o);
+  std::mt19937_64 rng(8);
+  for (int i = 0; i < 8; ++i) {
+    const Example ex = data.sample(rng);
+    EXPECT_NEAR(snr_db(ex), 5.0, 0.1);  // the SNR within the band
+    // 4th order: 24 dB per octave; an octave and a half above the cut-off is > 30 dB down.
+    EXPECT_LT(energy_above_db(ex.noisy, 5700, 16000), -30);
+    EXPECT_LT(energy_above_db(ex.clean, 5700, 16000), -30);
+  }
+  o.mix.bandlimit_share = 0;
+  TrainingData wide(o);
+  std::mt19937_64 rng2(8);
+  double most = -100;
+  for (int i = 0; i < 8; ++i)
+    most = std::max(most, energy_above_db(wide.sample(rng2).noisy, 5700, 16000));
+  EXPECT_GT(most, -20);  // without it, the mixtures do reach up there
+}
+
+TEST(DatasetSample, ReverberationAddsATailAndKeepsSnrAndLevel) {
+  TempDir tmp;
+  DataOptions o = speech_options(tmp / "speech");
+  o.val_fraction = 0;
+  o.mix.snr_min_db = o.mix.snr_max_db = 10;
+  o.mix.bandlimit_share = 0;
+  o.mix.reverb_share = 1;
+  o.mix.rt60_min_s = o.mix.rt60_max_s = 0.5;
+  TrainingData data(o);
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 8; ++i) {
+    const Example ex = data.sample(rng);
+    EXPECT_NEAR(snr_db(ex), 10.0, 0.1);
+    const double level = rms_dbfs(ex.noisy);
+    EXPECT_LE(level, o.mix.level_max_dbfs + 0.05);
+  }
+  // voiced_bursts has silent gaps; reverberation fills them: the quietest 10 ms of the target
+  // is far louder, relative to its RMS, than in the dry signal. (From 0.2 s on: a crop that
+  // starts in a gap has nothing earlier to reverberate.)
+  auto quietest_db = [](const std::vector<float>& x) {
+    double lo = 1e9;
+    for (size_t k = 3200; k + 160 <= x.size(); k += 160) {
+      const std::vector<float> w(x.begin() + k, x.begin() + k + 160);
+      lo = std::min(lo, 10 * std::log10(energy(w) / 160 + 1e-12));
+    }
+    return lo - rms_dbfs(x);
+  };
+  o.mix.reverb_share = 0;
+  TrainingData dry(o);
+  std::mt19937_64 r1(3), r2(3);
+  double wet_floor = 0, dry_floor = 0;
+  for (int i = 0; i < 8; ++i) {
+    wet_floor += quietest_db(data.sample(r1).clean) / 8;
+    dry_floor += quietest_db(dry.sample(r2).clean) / 8;
+  }
+  EXPECT_GT(wet_floor, dry_floor + 10) << "wet " << wet_floor << " dB, dry " << dry_floor << " dB";
 }
 
 TEST(DatasetSample, PairsKeepAlignmentAndShareTheGain) {

@@ -30,6 +30,59 @@ constexpr double kPeakLimit = 0.99;
 double db_to_gain(double db) { return std::pow(10.0, db / 20.0); }
 
 // ---------------------------------------------------------------------------------------------
+// Augmentation
+
+// A synthetic room: the direct path plus kReflections reflections at random delays up to the
+// RT60 (at most 0.5 s), each with a random sign and an amplitude on the 60 dB-per-RT60 decay,
+// their total energy 0-10 dB below the direct path. Sparse, so that convolving a 2 s crop costs
+// a few milliseconds on a loader thread.
+constexpr int kReflections = 256;
+
+void reverberate(std::vector<float>& x, double rt60_s, int rate, std::mt19937_64& rng) {
+  const auto length = static_cast<int64_t>(std::min(rt60_s, 0.5) * rate);
+  if (length < 2 || x.empty()) return;
+  std::vector<int64_t> delay(kReflections);
+  std::vector<double> gain(kReflections);
+  double energy = 0;
+  for (int k = 0; k < kReflections; ++k) {
+    // Delays from 2.5 ms on (the first reflections), denser late as in a real room tail.
+    const double u = std::sqrt(detail::uniform01(rng));
+    delay[k] = std::max<int64_t>(static_cast<int64_t>(0.0025 * rate), static_cast<int64_t>(u * length));
+    const double t = static_cast<double>(delay[k]) / rate;
+    gain[k] = (detail::uniform01(rng) < 0.5 ? -1 : 1) * std::exp(-6.9078 * t / rt60_s);
+    energy += gain[k] * gain[k];
+  }
+  const double ratio_db = detail::uniform(rng, 0, 10);  // direct-to-reverberant ratio
+  const double scale = std::sqrt(std::pow(10.0, -ratio_db / 10) / std::max(energy, 1e-12));
+  const std::vector<float> dry = x;
+  const auto n = static_cast<int64_t>(x.size());
+  for (int k = 0; k < kReflections; ++k) {
+    const auto g = static_cast<float>(gain[k] * scale);
+    for (int64_t i = delay[k]; i < n; ++i) x[i] += g * dry[i - delay[k]];
+  }
+}
+
+// 4th-order Butterworth low-pass: two biquads (bilinear transform, Q of each Butterworth pair).
+void low_pass(std::vector<float>& x, double cutoff_hz, int rate) {
+  constexpr double kPi = 3.141592653589793;
+  for (const double q : {0.5411961, 1.3065630}) {
+    const double w = 2 * kPi * cutoff_hz / rate;
+    const double alpha = std::sin(w) / (2 * q), c = std::cos(w);
+    const double a0 = 1 + alpha;
+    const double b0 = (1 - c) / 2 / a0, b1 = (1 - c) / a0, b2 = b0;
+    const double a1 = -2 * c / a0, a2 = (1 - alpha) / a0;
+    double s1 = 0, s2 = 0;  // transposed direct form II
+    for (auto& v : x) {
+      const double in = v;
+      const double out = b0 * in + s1;
+      s1 = b1 * in - a1 * out + s2;
+      s2 = b2 * in - a2 * out;
+      v = static_cast<float>(out);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Split: FNV-1a 64 over (seed, key), finished with the splitmix64 mixer so that keys differing
 // only in their last characters (p001_001.wav, p001_002.wav) still spread over [0, 1). Both are
 // fixed, portable functions, unlike std::hash.
@@ -266,7 +319,18 @@ struct TrainingData::Impl {
       ex.noisy = std::move(crop.noisy);
     } else {
       const auto n = static_cast<int64_t>(crop.clean.size());
-      const std::vector<float> noise = noise_for(pool, n, rng);
+      std::vector<float> noise = noise_for(pool, n, rng);
+      if (detail::uniform01(rng) < mix.reverb_share)
+        reverberate(crop.clean, detail::uniform(rng, mix.rt60_min_s, mix.rt60_max_s),
+                    options.sample_rate_hz, rng);
+      if (detail::uniform01(rng) < mix.bandlimit_share) {
+        // Both parts alike, so the mixture is the band-limited mixture and the SNR below is
+        // the SNR within the band.
+        const double cutoff = std::min(detail::uniform(rng, mix.bandlimit_min_hz, mix.bandlimit_max_hz),
+                                       0.45 * options.sample_rate_hz);
+        low_pass(crop.clean, cutoff, options.sample_rate_hz);
+        low_pass(noise, cutoff, options.sample_rate_hz);
+      }
       const double snr_db = detail::uniform(rng, mix.snr_min_db, mix.snr_max_db);
       // Speech level over the part of the crop that holds the file, not the zero padding, so a
       // padded crop gets the same SNR as a full one.
@@ -357,9 +421,17 @@ void check_options(const DataOptions& o) {
          ", " + std::to_string(m.level_max_dbfs) + ")");
   for (const auto& [name, v] :
        {std::pair<const char*, double>{"generated_noise_share", m.generated_noise_share},
-        {"identity_share", m.identity_share}})
+        {"identity_share", m.identity_share},
+        {"reverb_share", m.reverb_share},
+        {"bandlimit_share", m.bandlimit_share}})
     if (!(v >= 0 && v <= 1))
       fail(std::string(name) + " must be within [0, 1] (got " + std::to_string(v) + ")");
+  if (!(m.rt60_min_s > 0 && m.rt60_min_s <= m.rt60_max_s && m.rt60_max_s <= 2))
+    fail("need 0 < rt60_min_s <= rt60_max_s <= 2 (got " + std::to_string(m.rt60_min_s) + ", " +
+         std::to_string(m.rt60_max_s) + ")");
+  if (!(m.bandlimit_min_hz >= 500 && m.bandlimit_min_hz <= m.bandlimit_max_hz))
+    fail("need 500 <= bandlimit_min_hz <= bandlimit_max_hz (got " +
+         std::to_string(m.bandlimit_min_hz) + ", " + std::to_string(m.bandlimit_max_hz) + ")");
 }
 
 }  // namespace
@@ -455,8 +527,9 @@ Example TrainingData::sample(std::mt19937_64& rng) const {
 namespace {
 
 constexpr const char* kMixKeys[] = {
-    "snr_min_db",    "snr_max_db", "level_min_dbfs", "level_max_dbfs", "generated_noise_share",
-    "identity_share"};
+    "snr_min_db",      "snr_max_db", "level_min_dbfs",   "level_max_dbfs",
+    "generated_noise_share", "identity_share", "reverb_share", "rt60_min_s",
+    "rt60_max_s",      "bandlimit_share", "bandlimit_min_hz", "bandlimit_max_hz"};
 
 }  // namespace
 
@@ -466,7 +539,13 @@ void to_json(nlohmann::json& j, const MixOptions& o) {
                      {"level_min_dbfs", o.level_min_dbfs},
                      {"level_max_dbfs", o.level_max_dbfs},
                      {"generated_noise_share", o.generated_noise_share},
-                     {"identity_share", o.identity_share}};
+                     {"identity_share", o.identity_share},
+                     {"reverb_share", o.reverb_share},
+                     {"rt60_min_s", o.rt60_min_s},
+                     {"rt60_max_s", o.rt60_max_s},
+                     {"bandlimit_share", o.bandlimit_share},
+                     {"bandlimit_min_hz", o.bandlimit_min_hz},
+                     {"bandlimit_max_hz", o.bandlimit_max_hz}};
 }
 
 void from_json(const nlohmann::json& j, MixOptions& o) {
@@ -491,6 +570,12 @@ void from_json(const nlohmann::json& j, MixOptions& o) {
   r.level_max_dbfs = get("level_max_dbfs");
   r.generated_noise_share = get("generated_noise_share");
   r.identity_share = get("identity_share");
+  r.reverb_share = get("reverb_share");
+  r.rt60_min_s = get("rt60_min_s");
+  r.rt60_max_s = get("rt60_max_s");
+  r.bandlimit_share = get("bandlimit_share");
+  r.bandlimit_min_hz = get("bandlimit_min_hz");
+  r.bandlimit_max_hz = get("bandlimit_max_hz");
   o = r;
 }
 

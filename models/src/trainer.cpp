@@ -178,6 +178,12 @@ void apply_config_file(const std::string& path, TrainOptions& options) {
             t.value().get_to(options.batch_size);
           else if (k == "learning_rate")
             t.value().get_to(options.learning_rate);
+          else if (k == "lr_schedule")
+            t.value().get_to(options.lr_schedule);
+          else if (k == "lr_min_fraction")
+            t.value().get_to(options.lr_min_fraction);
+          else if (k == "warmup_steps")
+            t.value().get_to(options.warmup_steps);
           else if (k == "grad_clip_norm")
             t.value().get_to(options.grad_clip_norm);
           else if (k == "crop_seconds")
@@ -207,6 +213,18 @@ void apply_config_file(const std::string& path, TrainOptions& options) {
   }
 }
 
+double learning_rate_at(const TrainOptions& options, int64_t step, int64_t total) {
+  const double base = options.learning_rate;
+  if (step < options.warmup_steps)
+    return base * static_cast<double>(step + 1) / static_cast<double>(options.warmup_steps);
+  if (options.lr_schedule != "cosine") return base;
+  const double span = static_cast<double>(std::max<int64_t>(1, total - 1 - options.warmup_steps));
+  const double progress =
+      std::min(1.0, static_cast<double>(step - options.warmup_steps) / span);
+  const double floor = base * options.lr_min_fraction;
+  return floor + (base - floor) * 0.5 * (1 + std::cos(3.141592653589793 * progress));
+}
+
 NetworkInput network_input(const TensorFrontEnd& front_end, const torch::Tensor& noisy) {
   NetworkInput in;
   in.spec = front_end.analyze(noisy);
@@ -220,6 +238,12 @@ TrainResult train(const TrainOptions& options_in,
   TrainOptions options = options_in;
   if (options.batch_size < 1) throw Error("the batch size (--batch) must be at least 1");
   if (!(options.learning_rate > 0)) throw Error("--lr must be > 0");
+  if (options.lr_schedule != "constant" && options.lr_schedule != "cosine")
+    throw Error("lr_schedule must be \"constant\" or \"cosine\" (got \"" +
+                options.lr_schedule + "\")");
+  if (!(options.lr_min_fraction >= 0 && options.lr_min_fraction <= 1))
+    throw Error("lr_min_fraction must be within [0, 1]");
+  if (options.warmup_steps < 0) throw Error("warmup_steps must be >= 0");
   if (options.epochs < 0 || options.steps < 0) throw Error("--epochs and --steps must be >= 0");
   if (options.epochs > 0 && options.steps > 0) throw Error("give --epochs or --steps, not both");
   if (!(options.data.crop_seconds >= 0.1 && options.data.crop_seconds <= 60))
@@ -349,17 +373,26 @@ TrainResult train(const TrainOptions& options_in,
   double train_seconds = 0;  // time in training steps (not validation)
   int64_t trained_steps = 0;
 
+  bool hook_ok = true;
   auto log_validation = [&](const ValidationResult& v, double train_loss, bool is_best) {
     nlohmann::json line = to_json_result(v);
     line["step"] = step;
     line["epoch"] = static_cast<double>(step) / static_cast<double>(steps_per_epoch);
     line["train_loss"] = train_loss;
-    line["learning_rate"] = options.learning_rate;
+    line["learning_rate"] = learning_rate_at(options, std::max<int64_t>(0, step - 1), total);
     line["elapsed_s"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     line["best"] = is_best;
     log << line.dump() << "\n";
     log.flush();
+    if (hook_ok && options.after_validation) {
+      try {
+        options.after_validation(paths.log);
+      } catch (const std::exception& e) {
+        hook_ok = false;
+        message(std::string("warning: ") + e.what());
+      }
+    }
   };
   auto save_model = [&](const ValidationResult& v) {
     ModelMetadata meta;
@@ -372,6 +405,9 @@ TrainResult train(const TrainOptions& options_in,
                      {"batch_size", options.batch_size},
                      {"crop_seconds", options.data.crop_seconds},
                      {"learning_rate", options.learning_rate},
+                     {"lr_schedule", options.lr_schedule},
+                     {"lr_min_fraction", options.lr_min_fraction},
+                     {"warmup_steps", options.warmup_steps},
                      {"seed", options.data.seed},
                      {"device", options.device},
                      {"loss", options.loss},
@@ -427,6 +463,9 @@ TrainResult train(const TrainOptions& options_in,
     const Forward f = run_network(net, fe, noisy);
     const LossTerms t =
         enhancement_loss(f.estimate_spec, fe.analyze(clean), f.estimate_wave, clean, options.loss);
+    const double lr = learning_rate_at(options, step, total);
+    for (auto& group : optimizer.param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     optimizer.zero_grad();
     const double loss_value = t.total.item<double>();
     if (!std::isfinite(loss_value)) {

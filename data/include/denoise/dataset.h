@@ -47,6 +47,18 @@ struct MixOptions {
   double generated_noise_share = 0.3;
   // Share of examples that are clean -> clean (teaches the model to leave clean speech alone).
   double identity_share = 0.05;
+  // Room: share of mixed examples whose speech is reverberated by a synthetic room response
+  // (direct path + decaying random reflections, RT60 uniform in [rt60_min_s, rt60_max_s]). The
+  // target is the reverberant speech: the model learns to remove noise, not the room.
+  double reverb_share = 0.2;
+  double rt60_min_s = 0.1;
+  double rt60_max_s = 0.6;
+  // Microphone/codec bandwidth: share of mixed examples low-passed (4th-order Butterworth, speech
+  // and noise alike, so the target is band-limited too) at a cut-off uniform in
+  // [bandlimit_min_hz, bandlimit_max_hz] (kept below Nyquist).
+  double bandlimit_share = 0.15;
+  double bandlimit_min_hz = 3000;
+  double bandlimit_max_hz = 7000;
 };
 void to_json(nlohmann::json& j, const MixOptions& o);
 void from_json(const nlohmann::json& j, MixOptions& o);  // strict

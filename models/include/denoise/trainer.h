@@ -34,6 +34,11 @@ struct TrainOptions {
   int64_t steps = 0;
   int batch_size = 16;
   double learning_rate = 1e-3;
+  // "constant", or "cosine": from learning_rate down to learning_rate * lr_min_fraction at the
+  // last step (after a linear warm-up over warmup_steps in both cases).
+  std::string lr_schedule = "constant";
+  double lr_min_fraction = 0.05;
+  int64_t warmup_steps = 0;
   double grad_clip_norm = 5.0;
   std::string device = "cpu";  // "cpu" or "cuda"
   int threads = 0;             // LibTorch intra-op threads; 0: all cores
@@ -45,11 +50,14 @@ struct TrainOptions {
   UNetOptions model;
   LossOptions loss;
   DataOptions data;  // data.seed is the run's seed (split, batches, initial weights)
+  // Called after each validation line is written to the log (train draws its curves there).
+  // An exception it throws is reported once through `message` and the hook is not called again.
+  std::function<void(const std::string& log_path)> after_validation;
 };
 
 // Applies a JSON config over `options`: sections "front_end", "model", "loss", "mix" (each may
 // give only some keys; unknown keys are errors) and "train" (batch_size, learning_rate,
-// grad_clip_norm, crop_seconds, val_fraction, val_crop_seconds, max_val_examples, epochs, steps,
+// lr_schedule, lr_min_fraction, warmup_steps, grad_clip_norm, crop_seconds, val_fraction, val_crop_seconds, max_val_examples, epochs, steps,
 // val_every_steps). Throws denoise::Error naming the file and key.
 void apply_config_file(const std::string& path, TrainOptions& options);
 
@@ -75,6 +83,9 @@ struct NetworkInput {
   torch::Tensor spec;
   torch::Tensor features;
 };
+// The learning rate of step `step` (0-based) of `total`.
+double learning_rate_at(const TrainOptions& options, int64_t step, int64_t total);
+
 NetworkInput network_input(const TensorFrontEnd& front_end, const torch::Tensor& noisy);
 
 // Runs training. `message` receives one-line notices (data summary, validations, resume);
