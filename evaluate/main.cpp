@@ -14,9 +14,11 @@
 
 #include "denoise/dataset.h"
 #include "denoise/denoiser.h"
+#include "denoise/atomic_file.h"
 #include "denoise/error.h"
 #include "denoise/evaluation.h"
 #include "denoise/progress.h"
+#include "report.h"
 
 namespace fs = std::filesystem;
 using denoise::Error;
@@ -117,6 +119,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1000.0));
   app.add_option("--json", json_path, "Write per-file and mean scores, delays and skipped files");
   app.add_option("--csv", csv_path, "Write one row per (file, method)");
+  std::string report_dir;
+  int report_examples = 3;
+  app.add_option("--report", report_dir,
+                 "Write an HTML report into this folder: tables, bar charts, spectrograms and "
+                 "audio of the first --report-examples pairs");
+  app.add_option("--report-examples", report_examples, "Pairs shown with spectrograms and audio")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app.add_flag("-q,--quiet", quiet,
                "No table, notes or progress bar; skipped files and errors only");
 
@@ -172,6 +182,15 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::unique_ptr<denoise::Report> report;
+  if (!report_dir.empty()) {
+    try {
+      report = std::make_unique<denoise::Report>(report_dir, report_examples);
+    } catch (const Error& e) {
+      return usage(e.what());
+    }
+  }
+
   std::vector<denoise::FilePair> pairs;
   std::unique_ptr<denoise::Evaluator> ev;
   try {
@@ -197,7 +216,11 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < pairs.size(); ++i) {
     const auto& p = pairs[i];
     try {
-      ev->add(ev->evaluate_pair(p.noisy, p.clean));
+      denoise::PairSignals signals;
+      const bool keep = report && report->wants_more_examples();
+      auto scores = ev->evaluate_pair(p.noisy, p.clean, keep ? &signals : nullptr);
+      if (keep) report->add_example(scores, signals, opt.methods);
+      ev->add(std::move(scores));
     } catch (const std::exception& e) {
       // One line per file; the reason names the file.
       bar.print_line(std::string("evaluate: skipped: ") + e.what());
@@ -208,8 +231,12 @@ int main(int argc, char** argv) {
   bar.finish();
 
   try {
-    if (!json_path.empty()) denoise::write_text_atomically(json_path, ev->report().dump(2) + "\n");
-    if (!csv_path.empty()) denoise::write_text_atomically(csv_path, ev->csv());
+    if (!json_path.empty()) denoise::write_file_atomically(json_path, ev->report().dump(2) + "\n");
+    if (!csv_path.empty()) denoise::write_file_atomically(csv_path, ev->csv());
+    if (report && !ev->files().empty()) {
+      report->finish(*ev);
+      if (!quiet) std::fprintf(stderr, "evaluate: report -> %s/index.html\n", report_dir.c_str());
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "evaluate: error: %s\n", e.what());
     return 1;

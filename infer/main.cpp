@@ -19,6 +19,7 @@
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
 #include "denoise/progress.h"
+#include "plot_denoising.h"
 
 namespace fs = std::filesystem;
 using denoise::Error;
@@ -81,6 +82,10 @@ int main(int argc, char** argv) {
                                   "Folder for outputs (created if missing); file names are kept, "
                                   "folder inputs keep their sub-folders");
   o_output->excludes(o_outdir);
+  std::string plot_path;
+  app.add_option("--plot", plot_path,
+                 "Also write a PNG (one input file only): noisy spectrogram, the gain applied, the "
+                 "denoised spectrogram, and for gate the noise threshold per frequency");
 
   // The unet method comes from a plugin, loaded only when used.
   const bool have_models = denoise::model_methods_available();
@@ -259,6 +264,10 @@ int main(int argc, char** argv) {
                  "infer: error: -o/--output takes one input file; use --out-dir for several\n");
     return 2;
   }
+  if (!plot_path.empty() && (folder_mode || jobs.size() > 1)) {
+    std::fprintf(stderr, "infer: error: --plot takes one input file\n");
+    return 2;
+  }
 
   if (!out_dir.empty() && !jobs.empty()) {
     std::error_code ec;
@@ -296,6 +305,10 @@ int main(int argc, char** argv) {
         std::printf("%s -> %s (%.2f s, %d ch, %d Hz, %s)\n", in.c_str(), dst.c_str(),
                     static_cast<double>(report.frames) / report.sample_rate_hz, report.channels,
                     report.sample_rate_hz, opt.method.c_str());
+      }
+      if (!plot_path.empty()) {
+        denoise::plot_denoising(in, dst, opt, plot_path);
+        if (!quiet) std::printf("plot -> %s\n", plot_path.c_str());
       }
       if (report.limiter_reduction_db > 0.05) {
         std::fprintf(stderr,

@@ -7,6 +7,8 @@ packages=(
   build-essential cmake pkg-config
   libtorch-dev libsndfile1-dev libsamplerate0-dev libfftw3-dev
   portaudio19-dev nlohmann-json3-dev libcli11-dev libgtest-dev
+  libcairo2-dev       # PNG figures (infer --plot, evaluate --report, training curves)
+  fonts-dejavu-core   # a font for the figures' labels on machines without one
   alsa-utils          # example voices in /usr/share/sounds/alsa, aplay/arecord
   sox                 # demo and tests make and measure audio with it
   time                # GNU time, peak memory in scripts/bench.sh

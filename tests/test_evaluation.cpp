@@ -7,6 +7,7 @@
 
 #include "denoise/audio_io.h"
 #include "denoise/dataset.h"
+#include "denoise/atomic_file.h"
 #include "denoise/error.h"
 #include "denoise/evaluation.h"
 #include "test_util.h"
@@ -188,14 +189,14 @@ TEST(FindPairs, NoisyCleanFoldersWithUnpairedFiles) {
   EXPECT_THROW(find_pairs((dir / "noisy")), Error);  // no layout inside
 }
 
-TEST(WriteTextAtomically, ReplacesAndLeavesNoTemporary) {
+TEST(WriteFileAtomically, ReplacesAndLeavesNoTemporary) {
   TempDir dir;
-  write_text_atomically(dir / "out.json", "one\n");
-  write_text_atomically(dir / "out.json", "two\n");
+  write_file_atomically(dir / "out.json", "one\n");
+  write_file_atomically(dir / "out.json", "two\n");
   std::ifstream in(dir / "out.json");
   std::string s;
   std::getline(in, s);
   EXPECT_EQ(s, "two");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
-  EXPECT_THROW(write_text_atomically(dir / "missing/out.json", "x"), Error);
+  EXPECT_THROW(write_file_atomically(dir / "missing/out.json", "x"), Error);
 }

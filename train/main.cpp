@@ -8,10 +8,12 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
 #include "denoise/error.h"
+#include "denoise/figures.h"
 #include "denoise/trainer.h"
 
 namespace {
@@ -114,6 +116,18 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Training and validation curves next to the log, redrawn at each validation.
+  opt.after_validation = [](const std::string& log_path) {
+    const std::string suffix = ".log.jsonl";
+    std::string stem = log_path;
+    if (stem.size() > suffix.size() &&
+        stem.compare(stem.size() - suffix.size(), suffix.size(), suffix) == 0)
+      stem.resize(stem.size() - suffix.size());
+    denoise::figures::write_training_curves(
+        log_path, stem + ".curves.png",
+        "Training " + std::filesystem::path(stem).filename().string());
+  };
+
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   try {
@@ -126,7 +140,7 @@ int main(int argc, char** argv) {
                 static_cast<long long>(r.steps), r.audio_seconds_per_second);
     std::printf("model: %s (validation SI-SDR improvement %+.2f dB, before training %+.2f dB)\n",
                 r.model_path.c_str(), r.best.si_sdri_db(), r.first.si_sdri_db());
-    std::printf("log: %s\n", r.log_path.c_str());
+    std::printf("log: %s (curves in the .curves.png beside it)\n", r.log_path.c_str());
   } catch (const denoise::Error& e) {
     std::fprintf(stderr, "train: %s\n", e.what());
     return 1;

@@ -147,7 +147,7 @@ Evaluator::Evaluator(EvaluationOptions options) : options_(std::move(options)) {
 }
 
 FileScores Evaluator::evaluate_pair(const std::string& noisy_path,
-                                    const std::string& clean_path) const {
+                                    const std::string& clean_path, PairSignals* signals) const {
   const Audio noisy = read_audio(noisy_path);  // Error names the file and the reason
   const Audio clean = clean_path == noisy_path ? noisy : read_audio(clean_path);
   const int rate = noisy.sample_rate_hz;
@@ -176,6 +176,7 @@ FileScores Evaluator::evaluate_pair(const std::string& noisy_path,
     throw Error(clean_path + ": the clean reference is silent (RMS below " +
                 format_number(kSilentRmsDbfs) + " dBFS); no metric is defined against it");
 
+  if (signals) *signals = PairSignals{};
   FileScores out;
   out.noisy = noisy_path;
   out.clean = clean_path;
@@ -221,6 +222,11 @@ FileScores Evaluator::evaluate_pair(const std::string& noisy_path,
       throw Error(noisy_path + ": cannot score " + method + ": " + e.what());
     }
     out.methods.push_back(s);
+    if (signals) signals->outputs.push_back(std::move(output));
+  }
+  if (signals) {
+    signals->sample_rate_hz = rate;
+    signals->clean = std::move(reference);
   }
   return out;
 }
@@ -316,34 +322,6 @@ std::string Evaluator::csv() const {
     }
   }
   return out.str();
-}
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  // Hidden and beside the target, so the rename stays within one file system and folder scans
-  // (infer, find_pairs) skip it; the pid keeps concurrent runs apart.
-  const fs::path temp =
-      dir / ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path + ": cannot create the temporary file " + temp.string());
-    out << text;
-    out.flush();
-    if (!out) {
-      out.close();
-      std::error_code ec;
-      fs::remove(temp, ec);
-      throw Error(path + ": cannot write (disk full?)");
-    }
-  }
-  std::error_code ec;
-  fs::rename(temp, target, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    throw Error(path + ": cannot rename the temporary file into place (" + ec.message() + ")");
-  }
 }
 
 }  // namespace denoise

@@ -4,6 +4,7 @@
 # Each check prints "ok - name" or "FAIL - name: details"; the last line is "N passed, M failed"
 # and the exit status is non-zero if any check failed. Nothing here depends on machine speed.
 set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 [ $# -eq 1 ] || { echo "usage: $0 /path/to/evaluate" >&2; exit 2; }
 EVALUATE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -20,6 +21,7 @@ W=$T/work
 mkdir -p "$LOG" "$W"
 cd "$W" || exit 2
 PASSED=0 FAILED=0
+. "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- helpers
 
@@ -89,6 +91,23 @@ check_eq "pairs: CSV header" "noisy,clean,method,sample_rate_hz,samples,si_sdr_d
 check_eq "pairs: table has a row per method" 3 "$(grep -cE '^\| (noisy|gate|subtract) \|' "$LOG/out")"
 check_eq "pairs: no NaN in the table" 0 "$(grep -ciE 'nan|inf' "$LOG/out")"
 check_eq "pairs: no temporary file left" "" "$(find . -name '.*.tmp-*')"
+
+# ---------------------------------------------------------------- 1b. --report
+run --data p --methods noisy,gate,subtract --report rep --report-examples 2
+check_rc "report: exit code" 0
+check_eq "report: index.html, metrics.png, pair1.png, pair2.png" "index.html metrics.png pair1.png pair2.png" "$(cd rep && ls -p | grep -v / | tr '\n' ' ' | sed 's/ $//')"
+check_eq "report: audio of 2 pairs x (clean + 3 methods)" 8 "$(ls rep/audio/*.wav | wc -l)"
+check_eq "report: an audio player per file" 8 "$(grep -o '<audio' rep/index.html | wc -l)"
+check_eq "report: every linked file exists" ok "$(cd rep && grep -oE '(src|href)="[^"]+"' index.html | sed -E 's/^[a-z]+="//; s/"$//' | while read -r f; do [ -e "$f" ] || echo "missing $f"; done | grep -q . && echo missing || echo ok)"
+check_eq "report: mean table row per method" 3 "$(grep -cE '<tr><td>(noisy|gate|subtract)</td><td class=n>' rep/index.html)"
+check_eq "report: bar charts, 3 x 2 grid" 1200x590 "$(png_size rep/metrics.png)"
+check_eq "report: spectrograms of clean + 3 methods, 2 x 2 grid" 1200x550 "$(png_size rep/pair1.png)"
+check_eq "report: scored audio is the input for noisy" "$(soxi -s p/noisy/f1.wav)" "$(soxi -s rep/audio/pair1_noisy.wav)"
+check_eq "report: no temporary file left" "" "$(find rep -name '.*.tmp-*')"
+echo x >notadir
+run --data p --methods noisy,gate --report notadir
+check_rc "report into a file: usage error" 2
+check_stderr_has "report into a file: named" "notadir"
 
 # ---------------------------------------------------------------- 2. a delayed noisy side
 mkdir -p d && cp -r p/clean d/ && mkdir -p d/noisy

@@ -4,6 +4,7 @@
 # Each check prints "ok - name" or "FAIL - name: details"; the last line is "N passed, M failed"
 # and the exit status is non-zero if any check failed. Nothing here depends on machine speed.
 set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 [ $# -eq 1 ] || { echo "usage: $0 /path/to/infer" >&2; exit 2; }
 INFER=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -19,6 +20,7 @@ W=$T/work                  # test files, one folder per case
 mkdir -p "$LOG" "$W"
 cd "$W" || exit 2
 PASSED=0 FAILED=0
+. "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- helpers
 
@@ -155,6 +157,22 @@ check_awk "noise reduction: first second >= 10 dB quieter" \
 rms_tone=$(stat_of c4/clean.wav "RMS +amplitude" trim 1.2 1.5)
 check_awk "noise reduction: tone >= 10 dB above the remaining noise" \
   "a > 0 && (b == 0 || 20 * log(a / b) / log(10) >= 10)" "$rms_tone" "$rms_out"
+
+# ---------------------------------------------------------------- 4b. --plot
+run c4/mix.wav -o c4/plotted.wav --method gate --noise-seconds 1 --plot c4/gate.png
+check_rc "plot, gate: exit code" zero
+# Noisy, gain, denoised and the gate's threshold: a title band and four 240-pixel rows.
+check_eq "plot, gate: a 1000x990 PNG (4 panels)" 1000x990 "$(png_size c4/gate.png)"
+check_eq "plot, gate: the denoised file too" "$(md5 c4/clean.wav)" "$(md5 c4/plotted.wav)"
+run c4/mix.wav -o c4/plotted2.wav --method gate-nonstationary --plot c4/ns.png
+check_eq "plot, gate-nonstationary: 3 panels (no threshold)" 1000x750 "$(png_size c4/ns.png)"
+run c4 --plot c4/folder.png
+check_rc "plot with a folder: usage error" nonzero
+check_no_file "plot with a folder: no PNG" c4/folder.png
+run c4/mix.wav -o c4/plotted3.wav --method gate --plot c4/missing/p.png
+check_rc "plot into a missing folder: error" nonzero
+check_stderr_has "plot into a missing folder: the path is named" "c4/missing/p.png"
+check_no_temp "plot: no temporary files" c4
 
 # ---------------------------------------------------------------- 5. --gain-db and the limiter
 mkdir c5 && speech c5/loud.wav 16000 1 16 2

@@ -7,6 +7,7 @@
 # steps of batch 2 on 0.5 s crops; nothing checks a figure that depends on machine speed, and the
 # interrupt cases poll for files rather than sleep for a fixed time.
 set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 [ $# -eq 3 ] || { echo "usage: $0 /path/to/train /path/to/infer /path/to/make_tiny_dataset" >&2; exit 2; }
 abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
@@ -31,6 +32,7 @@ W=$T/work                  # test files, one folder per case
 mkdir -p "$LOG" "$W"
 cd "$W" || exit 2
 PASSED=0 FAILED=0
+. "$HERE/lib.sh"
 
 # Small, quick training runs (about 0.1-0.3 s a step on two cores).
 FAST=(--batch 2 --crop-seconds 0.5 --threads 2)
@@ -239,6 +241,7 @@ check_stderr_has "kaggle: warning names the missing file" "missing_file.wav"
 check_stdout_has "kaggle: summary of steps" "trained 6 steps at"
 check_summary "kaggle: summary names the model, plausible figures" c2/m.dnz
 check_eq "kaggle: log has 3 lines" 3 "$(lines_of c2/m.log.jsonl)"
+check_eq "kaggle: training curves beside the log (1000 x 330 PNG)" 1000x330 "$(png_size c2/m.curves.png)"
 check_eq "kaggle: log lines are JSON, steps 0 3 6" "0 3 6" "$(log_steps c2/m.log.jsonl)"
 check_eq "kaggle: best flags and model agree with the losses" consistent "$(best_report c2/m.log.jsonl c2/m.dnz)"
 check_file "kaggle: resume state written" c2/m.resume.pt

@@ -81,6 +81,14 @@ std::vector<float> compensate_delay(const std::vector<float>& signal, int64_t de
 // Mean of planar channels; a mono file is returned as is.
 std::vector<float> mix_to_mono(const std::vector<std::vector<float>>& channels);
 
+// The signals behind one pair's scores (for reports): the clean reference and each method's output
+// as scored (mono, trimmed, delay-compensated), in EvaluationOptions::methods order.
+struct PairSignals {
+  int sample_rate_hz = 0;
+  std::vector<float> clean;
+  std::vector<std::vector<float>> outputs;
+};
+
 class Evaluator {
  public:
   // Checks the method names (throws denoise::Error for an unknown one); "unet" must have been
@@ -92,7 +100,9 @@ class Evaluator {
   // Scores one pair; throws denoise::Error with a one-line reason (naming the file) when the pair
   // cannot be scored: unreadable, rate or length mismatch, silent reference, too short for STOI,
   // a method failing. Thread-compatible (no shared state is changed).
-  FileScores evaluate_pair(const std::string& noisy, const std::string& clean) const;
+  // With `signals`, also keeps what was scored.
+  FileScores evaluate_pair(const std::string& noisy, const std::string& clean,
+                           PairSignals* signals = nullptr) const;
 
   void add(FileScores scores) { files_.push_back(std::move(scores)); }
   void skip(const std::string& noisy, const std::string& clean, const std::string& reason) {
@@ -118,9 +128,5 @@ class Evaluator {
   std::vector<FileScores> files_;
   std::vector<SkippedFile> skipped_;
 };
-
-// Writes `text` to a hidden temporary file beside `path` and renames it over `path`, so a reader
-// never sees a partial file. Throws denoise::Error naming the path.
-void write_text_atomically(const std::string& path, const std::string& text);
 
 }  // namespace denoise
