@@ -15,6 +15,7 @@
 #   - infer's peak RSS on the 1-hour file,
 #   - training throughput (seconds of audio per second) on 2 CPU threads, and on the GPU when
 #     nvidia-smi finds one and LibTorch has CUDA;
+# the streaming engine's time per hop (mean, p99; the model and the live gates) and latency;
 # and evaluate's wall time per minute of audio (all metrics, STOI included) on the 60 s pair.
 # Inference runs pinned to CPU 0 (taskset -c 0): one core.
 # Test files live in a temporary folder that is removed on exit; nothing is written to the repo.
@@ -211,6 +212,11 @@ printf '  60 s file, infer whole process: %s s (includes LibTorch start-up)\n' "
 run_infer "$hour" unet --model "$model" --threads 1
 printf '  1-hour file, infer:             %s s, peak %s MiB (target <= %s MiB: %s)\n' "$wall_s" \
   "$(mib "$rss_kib")" "$target_unet_rss_mib" "$(verdict "$(mib "$rss_kib")" "$target_unet_rss_mib")"
+
+# Streaming engine (live mode): time per hop on one core, for the model and the live gates.
+echo "Streaming engine, one core (target: mean <= 25 % of the hop for the model; p99 shown)"
+taskset -c 0 "$bench" "$minute" --stream --methods unet,gate-nonstationary,gate --model "$model" |
+  awk 'NR == 1 {printf "  %s\n", $0; next} {printf "  %s\n", $0}'
 
 # Training throughput: clean speech + noise mixed on the fly, batch 16 x 2 s, default model.
 train_rate() {

@@ -18,6 +18,7 @@
 #include "denoise/resample.h"
 #include "denoise/trainer.h"
 #include "denoise/unet.h"
+#include "denoise/stream.h"
 #include "denoise/unet_denoiser.h"
 #include "test_util.h"
 
@@ -411,6 +412,58 @@ TEST(UNetMethod, BlockOutputEqualsWholeSignal) {
       EXPECT_LT(test::max_abs_diff(a[0], b[0]), 1e-4) << "causal " << causal << " rate " << rate;
     }
   }
+}
+
+// The streaming engine (live mode) on the causal U-Net: hop by hop, its output equals the
+// offline causal path shifted by the engine's delay, with and without look-ahead; reset() starts
+// over; a non-causal model is refused.
+TEST(UNetMethod, StreamEngineEqualsOfflineCausalPath) {
+  TempDir dir;
+  register_unet_method();
+  for (int lookahead : {0, 2}) {
+    ModelMetadata meta = small_metadata();
+    meta.model.causal = true;
+    meta.model.lookahead_frames = lookahead;
+    const std::string path = dir / ("la" + std::to_string(lookahead) + ".dnz");
+    UNet net = random_unet(meta.model, meta.front_end.n_bins(), 7);
+    save_checkpoint(path, net, meta);
+    MethodOptions mo;
+    mo.model_path = path;
+    const int rate = meta.front_end.sample_rate_hz;
+    auto engine = make_stream_engine("unet", mo, rate);
+    const int hop = engine->hop();
+    EXPECT_EQ(engine->latency_samples(), meta.front_end.n_fft + lookahead * hop);
+
+    const std::vector<float> x = noisy_speech(2 * rate, rate);
+    PipelineOptions po;
+    po.method = "unet";
+    po.method_options = mo;
+    const std::vector<float> offline = denoise_channels({x}, rate, po)[0];
+
+    const int delay = engine->delay_samples();
+    auto run = [&] {
+      std::vector<float> in = x, out;
+      in.resize(((x.size() + delay) / hop + 1) * hop, 0.f);
+      std::vector<float> hop_out(hop);
+      for (size_t i = 0; i < in.size(); i += hop) {
+        engine->process_hop(in.data() + i, hop_out.data());
+        out.insert(out.end(), hop_out.begin(), hop_out.end());
+      }
+      return std::vector<float>(out.begin() + delay, out.begin() + delay + x.size());
+    };
+    const std::vector<float> streamed = run();
+    // Up to the last window and look-ahead, where the offline path stops at the signal's end.
+    const size_t tail = engine->latency_samples();
+    EXPECT_LT(test::max_abs_diff(std::vector<float>(streamed.begin(), streamed.end() - tail),
+                                 std::vector<float>(offline.begin(), offline.end() - tail)),
+              1e-4)
+        << "look-ahead " << lookahead;
+    engine->reset();
+    EXPECT_EQ(run(), streamed) << "after reset()";
+  }
+  MethodOptions non_causal;
+  non_causal.model_path = save_random_model(dir, "nc.dnz", false);
+  EXPECT_THROW(make_stream_engine("unet", non_causal, 16000), Error);
 }
 
 // The file path (streamed decoding, streaming resampler to the model rate and back) gives what

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "denoise/error.h"
+#include "denoise/stream.h"
 #include "vector_math.h"
 
 namespace denoise {
@@ -134,6 +135,12 @@ void StationaryGate::set_noise(const std::vector<float>& noise) {
     // 20 log10(eps) for silent bins.
     vec::power_to_db(pw.data(), db.data() + k * bins, bins, static_cast<float>(kEps * kEps));
   }
+  set_threshold_from_db(db, frames);
+}
+
+void StationaryGate::set_threshold_from_db(const std::vector<float>& db, int64_t frames) {
+  const int bins = config_.n_bins();
+  if (frames < 1) throw Error("gate: the noise sample is empty");
   std::vector<double> row_max(bins, -std::numeric_limits<double>::infinity());
   for (int64_t t = 0; t < frames; ++t)
     for (int f = 0; f < bins; ++f) row_max[f] = std::max(row_max[f], double(db[t * bins + f]));
@@ -254,6 +261,152 @@ void NonStationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain
                          scratch_);
   const float p = static_cast<float>(options_.prop_decrease), q = 1.f - p;
   for (auto& g : gain) g = g * p + q;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Live: the causal gates frame by frame (stream.h).
+
+namespace {
+
+// smooth_mask_triangular(causal = true) one frame at a time: the frequency triangle on the new
+// row, then the past-only time triangle over the last rows (zeros before the stream). Buffers are
+// allocated once.
+class FrameSmoother {
+ public:
+  FrameSmoother(int bins, int half_bins, int half_frames)
+      : bins_(bins), nb_(std::max(0, half_bins)), nt_(std::max(0, half_frames)),
+        prefix_(bins + 1), box_(bins + nb_ + 1), prefix2_(bins + nb_ + 2),
+        history_(static_cast<size_t>(nt_ + 1) * bins, 0.f) {
+    double sum = 0;
+    for (int k = 0; k <= nt_; ++k) sum += nt_ + 1 - k;
+    for (int k = 0; k <= nt_; ++k) weights_.push_back(static_cast<float>((nt_ + 1 - k) / sum));
+  }
+  void reset() {
+    std::fill(history_.begin(), history_.end(), 0.f);
+    frames_ = 0;
+  }
+  void apply(float* row) {
+    if (nb_ == 0 && nt_ == 0) return;
+    if (nb_ > 0) {
+      const double norm = 1.0 / ((nb_ + 1.0) * (nb_ + 1.0));
+      prefix_[0] = 0;
+      for (int f = 0; f < bins_; ++f) prefix_[f + 1] = prefix_[f] + row[f];
+      for (int i = 0; i < bins_ + nb_; ++i)
+        box_[i] = prefix_[std::min(i + 1, bins_)] - prefix_[std::max(0, i - nb_)];
+      prefix2_[0] = 0;
+      for (int i = 0; i < bins_ + nb_; ++i) prefix2_[i + 1] = prefix2_[i] + box_[i];
+      for (int f = 0; f < bins_; ++f)
+        row[f] = static_cast<float>((prefix2_[f + nb_ + 1] - prefix2_[f]) * norm);
+    }
+    if (nt_ > 0) {
+      const int64_t slots = nt_ + 1;
+      std::copy(row, row + bins_, history_.begin() + (frames_ % slots) * bins_);
+      std::fill(row, row + bins_, 0.f);
+      for (int k = 0; k <= nt_ && k <= frames_; ++k) {
+        const float* in = history_.data() + ((frames_ - k) % slots) * bins_;
+        const float w = weights_[k];
+        for (int f = 0; f < bins_; ++f) row[f] += w * in[f];
+      }
+    }
+    ++frames_;
+  }
+
+ private:
+  int bins_, nb_, nt_;
+  std::vector<double> prefix_, box_, prefix2_;
+  std::vector<float> history_;  // the last nt + 1 frequency-smoothed rows, a ring
+  std::vector<float> weights_;  // for offsets 0..nt into the past
+  int64_t frames_ = 0;
+};
+
+}  // namespace
+
+class NonStationaryFrameGains : public FrameGains {
+ public:
+  explicit NonStationaryFrameGains(const NonStationaryGate& gate)
+      : options_(gate.options_), config_(gate.config_), b_(static_cast<float>(gate.iir_b_)),
+        smoother_(gate.config_.n_bins(), gate.smooth_bins_, gate.smooth_frames_),
+        magnitude_(gate.config_.n_bins()), floor_(gate.config_.n_bins()) {}
+  const FrontEndConfig& front_end() const override { return config_; }
+  void reset() override {
+    started_ = false;
+    smoother_.reset();
+  }
+  void process(const std::complex<float>* frame, float* gain) override {
+    const int bins = config_.n_bins();
+    vec::magnitude(frame, magnitude_.data(), bins);
+    // The forward pass of the offline filter: started in steady state at the first frame.
+    if (!started_) {
+      std::copy(magnitude_.begin(), magnitude_.end(), floor_.begin());
+      started_ = true;
+    } else {
+      const float a = 1.f - b_;
+      for (int f = 0; f < bins; ++f) floor_[f] = b_ * magnitude_[f] + a * floor_[f];
+    }
+    vec::soft_gate(magnitude_.data(), floor_.data(), gain, bins,
+                   static_cast<float>(options_.thresh_n_mult_nonstationary),
+                   static_cast<float>(options_.sigmoid_slope_nonstationary));
+    smoother_.apply(gain);
+    const float p = static_cast<float>(options_.prop_decrease), q = 1.f - p;
+    for (int f = 0; f < bins; ++f) gain[f] = gain[f] * p + q;
+  }
+
+ private:
+  GateOptions options_;
+  FrontEndConfig config_;
+  float b_;
+  FrameSmoother smoother_;
+  std::vector<float> magnitude_, floor_;
+  bool started_ = false;
+};
+
+std::unique_ptr<FrameGains> NonStationaryGate::make_frame_gains() const {
+  if (!options_.causal) return nullptr;
+  return std::make_unique<NonStationaryFrameGains>(*this);
+}
+
+class StationaryFrameGains : public FrameGains {
+ public:
+  explicit StationaryFrameGains(const StationaryGate& gate)
+      : gate_(gate),
+        learn_frames_(std::max<int64_t>(
+            1, static_cast<int64_t>(gate.config_.sample_rate_hz / gate.config_.hop_length))),
+        smoother_(gate.config_.n_bins(), gate.smooth_bins_, gate.smooth_frames_),
+        db_(static_cast<size_t>(learn_frames_) * gate.config_.n_bins()),
+        power_(gate.config_.n_bins()) {}
+  const FrontEndConfig& front_end() const override { return gate_.config_; }
+  void reset() override {
+    frames_ = 0;
+    smoother_.reset();
+  }
+  void process(const std::complex<float>* frame, float* gain) override {
+    const int bins = gate_.config_.n_bins();
+    if (frames_ < learn_frames_) {
+      // Learning the noise: its dB spectrum is kept, the input passes unchanged.
+      for (int f = 0; f < bins; ++f) power_[f] = power(frame[f]);
+      vec::power_to_db(power_.data(), db_.data() + frames_ * bins, bins,
+                       static_cast<float>(kEps * kEps));
+      if (++frames_ == learn_frames_) gate_.set_threshold_from_db(db_, learn_frames_);
+      std::fill(gain, gain + bins, 1.f);
+      return;
+    }
+    const float off = static_cast<float>(1.0 - gate_.options_.prop_decrease);
+    for (int f = 0; f < bins; ++f) gain[f] = power(frame[f]) > gate_.pass_power_[f] ? 1.f : off;
+    smoother_.apply(gain);
+  }
+
+ private:
+  StationaryGate gate_;  // its own copy: the threshold is this stream's
+  int64_t learn_frames_;
+  FrameSmoother smoother_;
+  std::vector<float> db_, power_;
+  int64_t frames_ = 0;
+};
+
+std::unique_ptr<FrameGains> StationaryGate::make_frame_gains() const {
+  if (!options_.causal) return nullptr;
+  return std::make_unique<StationaryFrameGains>(*this);
 }
 
 }  // namespace denoise

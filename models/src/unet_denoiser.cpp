@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "denoise/error.h"
+#include "denoise/stream.h"
 
 namespace fs = std::filesystem;
 
@@ -35,6 +36,44 @@ void UNetDenoiser::gains(const Spectrogram& noisy, std::vector<float>& gain) {
   const torch::Tensor frame_major = mask[0][0].t().contiguous();
   gain.resize(noisy.bins.size());
   std::memcpy(gain.data(), frame_major.data_ptr<float>(), gain.size() * sizeof(float));
+}
+
+namespace {
+
+// The causal U-Net frame by frame: each call runs the network on one frame, its time
+// convolutions continuing from the stream's caches (UNetState), so that the gains equal the
+// whole-signal mask. The model is shared and only read.
+class UNetFrameGains : public FrameGains {
+ public:
+  explicit UNetFrameGains(std::shared_ptr<Model> model)
+      : model_(std::move(model)),
+        tensor_front_end_(model_->metadata.front_end),
+        frame_(torch::zeros({1, model_->metadata.front_end.n_bins(), 1}, torch::kComplexFloat)) {}
+  const FrontEndConfig& front_end() const override { return model_->metadata.front_end; }
+  int lookahead_frames() const override { return model_->metadata.model.lookahead_frames; }
+  void reset() override { state_.reset(); }
+  void process(const std::complex<float>* frame, float* gain) override {
+    torch::NoGradGuard no_grad;
+    const int bins = model_->metadata.front_end.n_bins();
+    std::memcpy(frame_.data_ptr(), frame, sizeof(std::complex<float>) * bins);
+    const torch::Tensor mask =
+        model_->net->forward(tensor_front_end_.features(frame_).unsqueeze(1), &state_);
+    const torch::Tensor m = mask.reshape({bins}).contiguous();
+    std::memcpy(gain, m.data_ptr<float>(), sizeof(float) * bins);
+  }
+
+ private:
+  std::shared_ptr<Model> model_;
+  TensorFrontEnd tensor_front_end_;
+  torch::Tensor frame_;  // [1, bins, 1] complex, reused
+  UNetState state_;
+};
+
+}  // namespace
+
+std::unique_ptr<FrameGains> UNetDenoiser::make_frame_gains() const {
+  if (!model_->metadata.model.causal) return nullptr;
+  return std::make_unique<UNetFrameGains>(model_);
 }
 
 std::shared_ptr<Model> load_model_cached(const std::string& path) {

@@ -2,6 +2,12 @@
 //
 //   bench_denoise FILE [--methods gate,gate-nonstationary,subtract,unet] [--model FILE]
 //                 [--repeat N]
+//   bench_denoise FILE --stream [--methods gate,gate-nonstationary,unet] [--model FILE]
+//
+// --stream times the streaming engine (live mode) instead: the file's first channel, converted
+// to the engine's rate beforehand, goes through StreamEngine::process_hop() one hop at a time,
+// each call timed. Prints per method: hop, latency, mean and 99th-percentile time per hop (us)
+// and both as a share of the hop's duration (live mode needs well under 100 %).
 //
 // Reads FILE once with denoise::read_audio, then for each method times denoise_channels() (the
 // same block path as denoise_file, default PipelineOptions apart from the method) with
@@ -24,6 +30,8 @@
 
 #include "denoise/audio_io.h"
 #include "denoise/file_pipeline.h"
+#include "denoise/resample.h"
+#include "denoise/stream.h"
 #ifdef DENOISE_WITH_TORCH
 #include <torch/torch.h>
 
@@ -35,8 +43,9 @@ namespace {
 void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s FILE [--methods gate,gate-nonstationary,subtract,unet] [--model FILE] "
-               "[--repeat N]\n"
-               "Times denoise_channels() per method (best of N, default 5), single-threaded.\n",
+               "[--repeat N] [--stream]\n"
+               "Times denoise_channels() per method (best of N, default 5), single-threaded;\n"
+               "--stream: the streaming engine's time per hop (mean, p99).\n",
                argv0);
 }
 
@@ -58,6 +67,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> methods = {"gate", "gate-nonstationary", "subtract"};
   int repeat = 5;
   std::string model;
+  bool stream = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* name) -> std::string {
@@ -76,6 +86,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_denoise: --methods is empty\n");
         return 2;
       }
+    } else if (a == "--stream") {
+      stream = true;
     } else if (a == "--model") {
       model = value("--model");
     } else if (a == "--repeat") {
@@ -115,6 +127,36 @@ int main(int argc, char** argv) {
     std::printf("# %s: %lld frames, %d Hz, %zu channel(s), %.2f s; best of %d\n", file.c_str(),
                 static_cast<long long>(audio.frames()), audio.sample_rate_hz, audio.channels.size(),
                 seconds, repeat);
+    if (stream) {
+      std::printf("%-20s %6s %11s %9s %8s %12s %11s\n", "method", "hop", "latency_ms", "mean_us",
+                  "p99_us", "mean_of_hop", "p99_of_hop");
+      for (const auto& method : methods) {
+        denoise::MethodOptions mo;
+        mo.model_path = model;
+        auto engine = denoise::make_stream_engine(method, mo, audio.sample_rate_hz);
+        const std::vector<float> x =
+            denoise::resample(audio.channels[0], audio.sample_rate_hz, engine->sample_rate_hz());
+        const int hop = engine->hop();
+        std::vector<float> out(hop);
+        std::vector<double> us;
+        for (size_t i = 0; i + hop <= x.size(); i += hop) {
+          const auto t0 = std::chrono::steady_clock::now();
+          engine->process_hop(x.data() + i, out.data());
+          us.push_back(
+              std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                  .count());
+        }
+        double mean = 0;
+        for (double u : us) mean += u / static_cast<double>(us.size());
+        std::sort(us.begin(), us.end());
+        const double p99 = us[std::min(us.size() - 1, us.size() * 99 / 100)];
+        const double hop_us = 1e6 * hop / engine->sample_rate_hz();
+        std::printf("%-20s %6d %11.1f %9.1f %8.1f %11.1f%% %10.1f%%\n", method.c_str(), hop,
+                    engine->latency_ms(), mean, p99, 100 * mean / hop_us, 100 * p99 / hop_us);
+        std::fflush(stdout);
+      }
+      return 0;
+    }
     std::printf("%-20s %12s %22s %10s\n", "method", "compute_ms", "ms_per_minute_of_audio", "rtf");
 
     for (const auto& method : methods) {

@@ -13,6 +13,8 @@
 
 namespace denoise {
 
+class FrameGains;  // stream.h
+
 // Options of the classical methods. Field names follow noisereduce's reduce_noise() where the
 // method mirrors it; defaults are noisereduce 3.0.3's.
 struct GateOptions {
@@ -89,6 +91,9 @@ class Denoiser {
 
   // Gains for every bin of `noisy` (same layout): denoised = gain * noisy.
   virtual void gains(const Spectrogram& noisy, std::vector<float>& gain) = 0;
+  // A new frame-by-frame stream of this method's gains (live mode, stream.h), sharing this
+  // method's settings or weights; nullptr when the method cannot stream (it needs later frames).
+  virtual std::unique_ptr<FrameGains> make_frame_gains() const;
 };
 
 // The classical methods, always available, in the order `--help` lists them.

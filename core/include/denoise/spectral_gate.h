@@ -28,8 +28,14 @@ class StationaryGate : public Denoiser {
 
   // Per-frequency threshold in dB (for plots); empty before set_noise().
   const std::vector<double>& threshold_db() const { return threshold_db_; }
+  // Live: the noise profile is learned from the stream's first second (the speaker should let
+  // the room be heard first); until then the input passes unchanged. Needs options.causal.
+  std::unique_ptr<FrameGains> make_frame_gains() const override;
+  // The threshold from `frames` frames of the noise's floored dB spectrum (frame-major).
+  void set_threshold_from_db(const std::vector<float>& db, int64_t frames);
 
  private:
+  friend class StationaryFrameGains;
   GateOptions options_;
   FrontEndConfig config_;
   int smooth_bins_ = 0, smooth_frames_ = 0;
@@ -51,8 +57,12 @@ class NonStationaryGate : public Denoiser {
   int context_frames() const override { return context_frames_; }
   int padding_samples() const override { return options_.padding_samples; }
   void gains(const Spectrogram& noisy, std::vector<float>& gain) override;
+  // Live: the causal variant frame by frame (needs options.causal and no padding to equal the
+  // offline path).
+  std::unique_ptr<FrameGains> make_frame_gains() const override;
 
  private:
+  friend class NonStationaryFrameGains;
   GateOptions options_;
   FrontEndConfig config_;
   int smooth_bins_ = 0, smooth_frames_ = 0;

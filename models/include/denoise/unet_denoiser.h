@@ -24,6 +24,8 @@ class UNetDenoiser : public Denoiser {
   // The network's receptive field (past or look-ahead, whichever is longer).
   int context_frames() const override;
   void gains(const Spectrogram& noisy, std::vector<float>& gain) override;
+  // Causal models stream (live mode); nullptr for a non-causal one.
+  std::unique_ptr<FrameGains> make_frame_gains() const override;
 
   // The network's input for `noisy`: [1, 1, n_bins, frames].
   torch::Tensor features(const Spectrogram& noisy) const;

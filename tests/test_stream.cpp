@@ -1,0 +1,141 @@
+// The streaming engine (live mode) on the classical methods: equality with the offline causal
+// path, latency, reset, and no heap allocation per hop.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <new>
+
+#include "denoise/error.h"
+#include "denoise/file_pipeline.h"
+#include "denoise/stream.h"
+#include "test_util.h"
+
+// Counts heap allocations while g_counting is set (this test binary's operator new).
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace denoise {
+namespace {
+
+std::vector<float> noisy_speech(int64_t n, int rate) {
+  auto x = test::voiced_bursts(n, rate);
+  const auto noise = test::white_noise(n, 0.03, 4);
+  for (int64_t i = 0; i < n; ++i) x[i] += noise[i];
+  return x;
+}
+
+// Runs `engine` hop by hop over x followed by enough zeros, and returns the output realigned
+// to x (the first delay_samples() dropped).
+std::vector<float> stream(StreamEngine& engine, const std::vector<float>& x) {
+  const int hop = engine.hop(), delay = engine.delay_samples();
+  std::vector<float> in = x, out, hop_out(hop);
+  in.resize(((x.size() + delay) / hop + 1) * hop, 0.f);
+  for (size_t i = 0; i < in.size(); i += hop) {
+    engine.process_hop(in.data() + i, hop_out.data());
+    out.insert(out.end(), hop_out.begin(), hop_out.end());
+  }
+  return std::vector<float>(out.begin() + delay, out.begin() + delay + x.size());
+}
+
+TEST(StreamEngine, LiveGatingSettingsKeepLatencyWithin30ms) {
+  for (int rate : {16000, 44100, 48000}) {
+    const MethodOptions o = live_method_options({}, rate);
+    EXPECT_TRUE(o.gate.causal);
+    EXPECT_EQ(o.gate.padding_samples, 0);
+    for (const char* m : {"gate", "gate-nonstationary"}) {
+      auto e = make_stream_engine(m, {}, rate);
+      EXPECT_EQ(e->sample_rate_hz(), rate);
+      EXPECT_LE(e->latency_ms(), 30.0) << m << " at " << rate;
+      EXPECT_GE(e->latency_ms(), 19.0) << m << " at " << rate;
+    }
+  }
+  auto e = make_stream_engine("gate-nonstationary", {}, 16000);
+  EXPECT_EQ(e->hop(), 80);
+  EXPECT_EQ(e->latency_samples(), 320);
+  EXPECT_EQ(e->delay_samples(), 240);
+  EXPECT_THROW(make_stream_engine("subtract", {}, 16000), Error);  // needs a noise estimate
+}
+
+// Fed a signal hop by hop, the causal non-stationary gate gives the offline causal output.
+TEST(StreamEngine, NonStationaryGateEqualsOfflineCausalPath) {
+  for (int rate : {16000, 48000}) {
+    const std::vector<float> x = noisy_speech(3 * rate, rate);
+    PipelineOptions po;
+    po.method = "gate-nonstationary";
+    po.method_options = live_method_options({}, rate);
+    const std::vector<float> offline = denoise_channels({x}, rate, po)[0];
+    auto engine = make_stream_engine("gate-nonstationary", {}, rate);
+    const std::vector<float> streamed = stream(*engine, x);
+    // Up to the last window: there the offline path stops at the signal's end while the stream
+    // goes on into the silence after it (frames past the end overlap the last samples).
+    const size_t n_fft = engine->latency_samples();
+    const std::vector<float> a(streamed.begin(), streamed.end() - n_fft),
+        b(offline.begin(), offline.end() - n_fft);
+    EXPECT_LT(test::max_abs_diff(a, b), 1e-4) << rate << " Hz";
+    // And it is not the input: the gate did act.
+    EXPECT_GT(test::max_abs_diff(streamed, x), 0.01);
+    engine->reset();
+    EXPECT_EQ(stream(*engine, x), streamed) << "reset() starts over";
+  }
+}
+
+// The stationary gate learns the noise from the first second (passing it unchanged), then gates.
+TEST(StreamEngine, StationaryGateLearnsTheFirstSecondThenReducesNoise) {
+  const int rate = 16000;
+  const auto noise = test::white_noise(3 * rate, 0.05, 11);
+  std::vector<float> x = noise;
+  const auto speech = test::voiced_bursts(rate, rate);
+  for (int i = 0; i < rate; ++i) x[2 * rate + i] += speech[i];  // speech in the third second
+  auto engine = make_stream_engine("gate", {}, rate);
+  const std::vector<float> y = stream(*engine, x);
+  auto energy = [](const std::vector<float>& v, int64_t a, int64_t b) {
+    double e = 0;
+    for (int64_t i = a; i < b; ++i) e += double(v[i]) * v[i];
+    return e;
+  };
+  // First 0.9 s: unchanged (learning).
+  EXPECT_LT(test::max_abs_diff(std::vector<float>(y.begin() + 400, y.begin() + rate * 9 / 10),
+                               std::vector<float>(x.begin() + 400, x.begin() + rate * 9 / 10)),
+            1e-4);
+  // Second 1.2-2 s (noise only): at least 10 dB quieter.
+  EXPECT_LT(10 * std::log10(energy(y, rate * 6 / 5, 2 * rate) / energy(x, rate * 6 / 5, 2 * rate)),
+            -10);
+  // Speech second: most of its energy kept (within 6 dB of the noisy input's, against the
+  // 10 dB or more taken from the noise).
+  EXPECT_GT(10 * std::log10(energy(y, 2 * rate, 3 * rate) / energy(x, 2 * rate, 3 * rate)), -6);
+}
+
+// The classical engines do not touch the heap per hop (the U-Net's LibTorch calls do; live mode
+// runs engines in a worker thread, never in the audio callback).
+TEST(StreamEngine, ClassicalMethodsDoNotAllocatePerHop) {
+  for (const char* m : {"gate", "gate-nonstationary"}) {
+    auto engine = make_stream_engine(m, {}, 16000);
+    const std::vector<float> x = noisy_speech(16000 * 3, 16000);
+    std::vector<float> out(engine->hop());
+    // Past the stationary gate's one-off threshold computation at 1 s.
+    const size_t warm = 16000 + 8 * engine->hop();
+    for (size_t i = 0; i + engine->hop() <= warm; i += engine->hop())
+      engine->process_hop(x.data() + i, out.data());
+    g_allocations = 0;
+    g_counting = true;
+    for (size_t i = warm; i + engine->hop() <= x.size(); i += engine->hop())
+      engine->process_hop(x.data() + i, out.data());
+    g_counting = false;
+    EXPECT_EQ(g_allocations.load(), 0) << m;
+  }
+}
+
+}  // namespace
+}  // namespace denoise
