@@ -6,7 +6,7 @@
 #
 # Data: the clean speech and noise recordings in ../shared/data (licences in ../shared/README.md),
 # mixed on the fly with generated noise, synthetic rooms and band-limiting
-# (models/pretrained/default.config.json: 2400 steps of 16 x 2 s, cosine learning rate).
+# (models/pretrained/default.config.json: 1800 steps of 16 x 2 s, cosine learning rate).
 # Held out of training, for the model card:
 #   - speech/arctic (three CMU ARCTIC speakers) and noise/noise_freesound_573577.wav, mixed into
 #     40 pairs of 4 s at 0-15 dB SNR (make_mixtures, seed 1);
