@@ -5,8 +5,12 @@
 #   DEVICE=cuda scripts/train_default.sh    on a GPU (LibTorch with CUDA)
 #
 # Data: the clean speech and noise recordings in ../shared/data (licences in ../shared/README.md),
-# mixed on the fly with generated noise, synthetic rooms and band-limiting
-# (models/pretrained/default.config.json: 1800 steps of 16 x 2 s, cosine learning rate).
+# mixed on the fly with generated noise, synthetic rooms and band-limiting: 1800 steps of 16 x 2 s
+# with a cosine learning rate, in two stages of one schedule --
+#   steps 0-991     models/pretrained/default.config.json
+#   steps 991-1800  models/pretrained/default.stage2.json: the same plus low-passed noise
+#                   ("rumble"), added when the development check showed the model leaving
+#                   low-frequency noise alone.
 # Held out of training, for the model card:
 #   - speech/arctic (three CMU ARCTIC speakers) and noise/noise_freesound_573577.wav, mixed into
 #     40 pairs of 4 s at 0-15 dB SNR (make_mixtures, seed 1);
@@ -41,9 +45,12 @@ done
 noise=()
 for d in blanket drunkentoast ambientengine speech_commands; do noise+=("$shared/noise/$d"); done
 
-"$build/bin/train" --config models/pretrained/default.config.json \
-  --clean "${speech[@]}" --noise "${noise[@]}" \
-  --seed 1 --threads "$threads" --device "$device" -o "$out/default.dnz" ${RESUME:+--resume}
+train=("$build/bin/train" --clean "${speech[@]}" --noise "${noise[@]}" --seed 1
+       --threads "$threads" --device "$device" -o "$out/default.dnz")
+if [ -z "${RESUME:-}" ]; then
+  "${train[@]}" --config models/pretrained/default.config.json --stop-at 991
+fi
+"${train[@]}" --config models/pretrained/default.stage2.json --resume
 
 # Held-out mixtures and the development pairs.
 mkdir -p "$tmp/noise"

@@ -565,6 +565,32 @@ TEST(DatasetSample, BandLimitingFiltersSpeechAndNoiseAndKeepsTheSnr) {
   EXPECT_GT(most, -20);  // without it, the mixtures do reach up there
 }
 
+TEST(DatasetSample, RumbleLowPassesTheNoiseOnlyAndKeepsTheSnr) {
+  TempDir tmp;
+  DataOptions o = speech_options(tmp / "speech");
+  write_wav(tmp / "noise" / "white.wav", test::white_noise(48000, 0.1, 5), 16000);
+  o.noise_dirs = {(tmp / "noise").string()};
+  o.val_fraction = 0;
+  o.mix.generated_noise_share = 0;
+  o.mix.snr_min_db = o.mix.snr_max_db = 0;
+  o.mix.reverb_share = o.mix.bandlimit_share = 0;
+  o.mix.rumble_share = 1;
+  o.mix.rumble_min_hz = o.mix.rumble_max_hz = 300;
+  TrainingData data(o);
+  std::mt19937_64 rng(12);
+  double speech_above = -100;
+  for (int i = 0; i < 8; ++i) {
+    const Example ex = data.sample(rng);
+    EXPECT_NEAR(snr_db(ex), 0.0, 0.1);
+    std::vector<float> noise(ex.noisy.size());
+    for (size_t k = 0; k < noise.size(); ++k) noise[k] = ex.noisy[k] - ex.clean[k];
+    // 300 Hz, 4th order: above 1.5 kHz (2.3 octaves) the noise is > 50 dB down.
+    EXPECT_LT(energy_above_db(noise, 1500, 16000), -50);
+    speech_above = std::max(speech_above, energy_above_db(ex.clean, 1500, 16000));
+  }
+  EXPECT_GT(speech_above, -30);  // the speech keeps its highs
+}
+
 TEST(DatasetSample, ReverberationAddsATailAndKeepsSnrAndLevel) {
   TempDir tmp;
   DataOptions o = speech_options(tmp / "speech");

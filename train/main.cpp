@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
   app.add_option("--val-fraction", opt.data.val_fraction,
                  "Share of files held out for validation (split by file, seeded)")
       ->capture_default_str();
+  app.add_option("--stop-at", opt.stop_at_step,
+                 "End this run at step N with the resume state saved (the learning-rate schedule "
+                 "still spans --steps); continue later with --resume")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   app.add_option("--val-every", opt.val_every_steps,
                  "Validate every N steps [default: each epoch]");
   app.add_option("--config", config,

@@ -320,6 +320,16 @@ struct TrainingData::Impl {
     } else {
       const auto n = static_cast<int64_t>(crop.clean.size());
       std::vector<float> noise = noise_for(pool, n, rng);
+      if (detail::uniform01(rng) < mix.rumble_share) {
+        // Only noise with energy down there: a high band (birds, band-limited noise) low-passed
+        // would leave a filter residue that the SNR scaling then blows up.
+        std::vector<float> low = noise;
+        low_pass(low,
+                 std::min(detail::uniform(rng, mix.rumble_min_hz, mix.rumble_max_hz),
+                          0.45 * options.sample_rate_hz),
+                 options.sample_rate_hz);
+        if (detail::rms(low) > 0.1 * detail::rms(noise)) noise = std::move(low);
+      }
       if (detail::uniform01(rng) < mix.reverb_share)
         reverberate(crop.clean, detail::uniform(rng, mix.rt60_min_s, mix.rt60_max_s),
                     options.sample_rate_hz, rng);
@@ -423,12 +433,16 @@ void check_options(const DataOptions& o) {
        {std::pair<const char*, double>{"generated_noise_share", m.generated_noise_share},
         {"identity_share", m.identity_share},
         {"reverb_share", m.reverb_share},
-        {"bandlimit_share", m.bandlimit_share}})
+        {"bandlimit_share", m.bandlimit_share},
+        {"rumble_share", m.rumble_share}})
     if (!(v >= 0 && v <= 1))
       fail(std::string(name) + " must be within [0, 1] (got " + std::to_string(v) + ")");
   if (!(m.rt60_min_s > 0 && m.rt60_min_s <= m.rt60_max_s && m.rt60_max_s <= 2))
     fail("need 0 < rt60_min_s <= rt60_max_s <= 2 (got " + std::to_string(m.rt60_min_s) + ", " +
          std::to_string(m.rt60_max_s) + ")");
+  if (!(m.rumble_min_hz >= 20 && m.rumble_min_hz <= m.rumble_max_hz))
+    fail("need 20 <= rumble_min_hz <= rumble_max_hz (got " + std::to_string(m.rumble_min_hz) +
+         ", " + std::to_string(m.rumble_max_hz) + ")");
   if (!(m.bandlimit_min_hz >= 500 && m.bandlimit_min_hz <= m.bandlimit_max_hz))
     fail("need 500 <= bandlimit_min_hz <= bandlimit_max_hz (got " +
          std::to_string(m.bandlimit_min_hz) + ", " + std::to_string(m.bandlimit_max_hz) + ")");
@@ -529,7 +543,8 @@ namespace {
 constexpr const char* kMixKeys[] = {
     "snr_min_db",      "snr_max_db", "level_min_dbfs",   "level_max_dbfs",
     "generated_noise_share", "identity_share", "reverb_share", "rt60_min_s",
-    "rt60_max_s",      "bandlimit_share", "bandlimit_min_hz", "bandlimit_max_hz"};
+    "rt60_max_s",      "bandlimit_share", "bandlimit_min_hz", "bandlimit_max_hz",
+    "rumble_share",    "rumble_min_hz",   "rumble_max_hz"};
 
 }  // namespace
 
@@ -545,7 +560,10 @@ void to_json(nlohmann::json& j, const MixOptions& o) {
                      {"rt60_max_s", o.rt60_max_s},
                      {"bandlimit_share", o.bandlimit_share},
                      {"bandlimit_min_hz", o.bandlimit_min_hz},
-                     {"bandlimit_max_hz", o.bandlimit_max_hz}};
+                     {"bandlimit_max_hz", o.bandlimit_max_hz},
+                     {"rumble_share", o.rumble_share},
+                     {"rumble_min_hz", o.rumble_min_hz},
+                     {"rumble_max_hz", o.rumble_max_hz}};
 }
 
 void from_json(const nlohmann::json& j, MixOptions& o) {
@@ -576,6 +594,9 @@ void from_json(const nlohmann::json& j, MixOptions& o) {
   r.bandlimit_share = get("bandlimit_share");
   r.bandlimit_min_hz = get("bandlimit_min_hz");
   r.bandlimit_max_hz = get("bandlimit_max_hz");
+  r.rumble_share = get("rumble_share");
+  r.rumble_min_hz = get("rumble_min_hz");
+  r.rumble_max_hz = get("rumble_max_hz");
   o = r;
 }
 

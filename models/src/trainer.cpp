@@ -119,6 +119,20 @@ nlohmann::json architecture_json(const TrainOptions& o) {
   return {{"front_end", o.front_end}, {"model", o.model}, {"loss", o.loss}};
 }
 
+// What the validation set is drawn from: a resumed run whose validation data differ (a new stage
+// with other mixing) cannot compare its losses with the stored best.
+std::string validation_data_key(const TrainOptions& o) {
+  return nlohmann::json{{"mix", o.data.mix},
+                        {"val_fraction", o.data.val_fraction},
+                        {"val_crop_seconds", o.data.val_crop_seconds},
+                        {"max_val_examples", o.data.max_val_examples},
+                        {"seed", o.data.seed},
+                        {"data_dirs", o.data.data_dirs},
+                        {"clean_dirs", o.data.clean_dirs},
+                        {"noise_dirs", o.data.noise_dirs}}
+      .dump();
+}
+
 void save_state(const std::string& path, UNet& net, torch::optim::Adam& optimizer, int64_t step,
                 const ValidationResult& best, bool have_best, const TrainOptions& options) {
   torch::serialize::OutputArchive archive;
@@ -132,6 +146,7 @@ void save_state(const std::string& path, UNet& net, torch::optim::Adam& optimize
                                        have_best ? 1.0 : 0.0},
                                       torch::kDouble));
   archive.write("architecture", c10::IValue(architecture_json(options).dump()));
+  archive.write("validation_data", c10::IValue(validation_data_key(options)));
   const std::string temp = path + ".partial";
   try {
     archive.save_to(temp);
@@ -329,6 +344,13 @@ TrainResult train(const TrainOptions& options_in,
       best.si_sdr_db = t[1].item<double>();
       best.si_sdr_noisy_db = t[2].item<double>();
       have_best = t[3].item<double>() > 0;
+      c10::IValue stored_data;
+      const bool known = state->try_read("validation_data", stored_data);
+      if (have_best && (!known || stored_data.toStringRef() != validation_data_key(options))) {
+        have_best = false;
+        message("validation data differ from the resumed run's (data or mixing options changed): "
+                "the best model is chosen afresh from here on");
+      }
     } catch (const c10::Error& e) {
       throw Error(paths.resume + ": cannot resume from this state: " + e.what_without_backtrace());
     }
@@ -451,7 +473,7 @@ TrainResult train(const TrainOptions& options_in,
   auto last_state = std::chrono::steady_clock::now();
   std::vector<torch::Tensor> params = net->parameters();
   while (step < total) {
-    if (stop && stop->load()) {
+    if ((stop && stop->load()) || (options.stop_at_step > 0 && step >= options.stop_at_step)) {
       save_state(paths.resume, net, optimizer, step, best, have_best, options);
       message(format("stopped at step %.0f; continue with --resume", static_cast<double>(step)));
       break;

@@ -279,6 +279,20 @@ check_rc "resume without state: exit code" zero
 check_stderr_has "resume without state: notice" "no resume state"
 check_eq "resume without state: trains from step 0" "0 2" "$(log_steps c4/fresh.log.jsonl)"
 
+# --stop-at ends a run at a step (the schedule still spans --steps); --resume finishes it, and a
+# resumed run whose validation data differ (here: other mixing options) picks its best afresh.
+run_train --data ds --steps 6 "${FAST[@]}" --val-every 2 --stop-at 4 -o c4/s.dnz
+check_rc "--stop-at: exit code" zero
+check_stderr_has "--stop-at: says where it stopped" "stopped at step 4"
+check_eq "--stop-at: log up to step 4" "0 2 4" "$(log_steps c4/s.log.jsonl)"
+echo '{"mix": {"rumble_share": 1}}' >c4/stage2.json
+run_train --data ds --steps 6 "${FAST[@]}" --val-every 2 -o c4/s.dnz --resume --config c4/stage2.json
+check_rc "--stop-at, then --resume: exit code" zero
+check_eq "--stop-at, then --resume: log continues to 6" "0 2 4 6" "$(log_steps c4/s.log.jsonl)"
+check_stderr_has "--resume with other mixing: best chosen afresh" "best model is chosen afresh"
+check_eq "--resume with other mixing: step 6 is the best of its stage" true \
+  "$(tail -1 c4/s.log.jsonl | /usr/bin/python3 -c 'import json,sys; print(str(json.load(sys.stdin)["best"]).lower())')"
+
 # ---------------------------------------------------------------- 5. interrupts
 mkdir c5
 "$TRAIN" --data ds --steps 100000 "${FAST[@]}" --val-every 2 -o c5/i.dnz >"$LOG/out" 2>"$LOG/err" &

@@ -59,6 +59,14 @@ struct MixOptions {
   double bandlimit_share = 0.15;
   double bandlimit_min_hz = 3000;
   double bandlimit_max_hz = 7000;
+  // Rumble: share of mixed examples whose noise alone is low-passed (4th-order Butterworth at a
+  // cut-off uniform in [rumble_min_hz, rumble_max_hz]) before the SNR is set, so that the noise
+  // sits under the speech as traffic, engines, ventilation and rooms do. Without it most noise
+  // recordings and generated noises are broadband, and a model learns to leave low frequencies
+  // alone.
+  double rumble_share = 0.2;
+  double rumble_min_hz = 150;
+  double rumble_max_hz = 1500;
 };
 void to_json(nlohmann::json& j, const MixOptions& o);
 void from_json(const nlohmann::json& j, MixOptions& o);  // strict

@@ -45,6 +45,10 @@ struct TrainOptions {
   int loader_workers = 2;
   bool resume = false;
   int64_t val_every_steps = 0;       // 0: once per epoch
+  // > 0: this run ends at that step (resume state saved), the schedule still planned for the
+  // whole run; a later --resume continues it (training in sessions, or in stages whose data
+  // options differ).
+  int64_t stop_at_step = 0;
   double state_every_seconds = 300;  // resume state saved at least this often
   FrontEndConfig front_end = default_model_front_end();
   UNetOptions model;
