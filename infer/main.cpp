@@ -5,6 +5,7 @@
 //   infer in.wav --model voice.dnz       a model trained with `train`
 //   infer in.flac -o out.wav --method gate-nonstationary
 //   infer recordings/ --out-dir clean/   (folders are searched recursively)
+//   infer --live --record talk.wav       the microphone, denoised as you speak (live.h)
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -20,6 +21,9 @@
 #include "denoise/file_pipeline.h"
 #include "denoise/progress.h"
 #include "plot_denoising.h"
+#ifdef DENOISE_WITH_PORTAUDIO
+#include "live.h"
+#endif
 
 namespace fs = std::filesystem;
 using denoise::Error;
@@ -63,7 +67,7 @@ fs::path default_output(const fs::path& input) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "infer: denoise speech recordings (files or folders).\n"
+      "infer: denoise speech recordings (files or folders), or a microphone live (--live).\n"
       "Output keeps the input's rate, channels and sample format unless --rate/--bits say "
       "otherwise,\n"
       "and is written to a temporary file that is renamed into place only when complete."};
@@ -74,8 +78,8 @@ int main(int argc, char** argv) {
   denoise::PipelineOptions opt;
   bool quiet = false;
 
-  app.add_option("inputs", inputs, "Audio files or folders (searched recursively) to denoise")
-      ->required();
+  auto* o_inputs =
+      app.add_option("inputs", inputs, "Audio files or folders (searched recursively) to denoise");
   auto* o_output = app.add_option(
       "-o,--output", output, "Output file (one input file only); its extension picks the format");
   auto* o_outdir = app.add_option("--out-dir", out_dir,
@@ -83,9 +87,10 @@ int main(int argc, char** argv) {
                                   "folder inputs keep their sub-folders");
   o_output->excludes(o_outdir);
   std::string plot_path;
-  app.add_option("--plot", plot_path,
-                 "Also write a PNG (one input file only): noisy spectrogram, the gain applied, the "
-                 "denoised spectrogram, and for gate the noise threshold per frequency");
+  auto* o_plot = app.add_option(
+      "--plot", plot_path,
+      "Also write a PNG (one input file only): noisy spectrogram, the gain applied, the "
+      "denoised spectrogram, and for gate the noise threshold per frequency");
 
   // The unet method comes from a plugin, loaded only when used.
   const bool have_models = denoise::model_methods_available();
@@ -108,14 +113,16 @@ int main(int argc, char** argv) {
   }
 
   auto* noise = app.add_option_group("Noise profile (gate, subtract)");
-  noise
-      ->add_option(
-          "--noise-clip", opt.noise_clip_path,
-          "Noise-only recording to profile (any rate/channels; resampled and mixed as needed)")
-      ->check(CLI::ExistingFile);
-  noise->add_option("--noise-seconds", opt.noise_seconds,
-                    "Profile the first S seconds of each input [default: gate the whole input "
-                    "(first 600000 samples), subtract 0.5 s]");
+  auto* o_noise_clip =
+      noise
+          ->add_option(
+              "--noise-clip", opt.noise_clip_path,
+              "Noise-only recording to profile (any rate/channels; resampled and mixed as needed)")
+          ->check(CLI::ExistingFile);
+  auto* o_noise_seconds =
+      noise->add_option("--noise-seconds", opt.noise_seconds,
+                        "Profile the first S seconds of each input [default: gate the whole input "
+                        "(first 600000 samples), subtract 0.5 s]");
 
   auto& g = opt.method_options.gate;
   auto* gate = app.add_option_group(
@@ -141,10 +148,21 @@ int main(int argc, char** argv) {
   gate->add_flag("--causal", g.causal,
                  "Forward-only smoothing (noise floor and time smoothing use past frames only), as "
                  "live mode runs it");
+  auto* o_padding =
+      gate->add_option("--padding", g.padding_samples,
+                       "Zeros added on both sides before the STFT, samples (noisereduce's "
+                       "`padding`; shapes the non-stationary noise floor near the ends)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber);
   int n_fft = 1024, hop = 256;
-  app.add_option("--n-fft", n_fft, "FFT size of the classical methods, samples")
-      ->capture_default_str();
-  app.add_option("--hop", hop, "Hop of the classical methods, samples")->capture_default_str();
+  auto* o_n_fft = app.add_option("--n-fft", n_fft,
+                                 "FFT size of the classical methods, samples (--live: the even "
+                                 "size nearest 20 ms)")
+                      ->capture_default_str();
+  auto* o_hop = app.add_option("--hop", hop,
+                               "Hop of the classical methods, samples (--live: a quarter of the "
+                               "FFT size)")
+                    ->capture_default_str();
 
   auto& s = opt.method_options.subtract;
   auto* sub = app.add_option_group("Spectral subtraction (subtract)");
@@ -157,17 +175,57 @@ int main(int argc, char** argv) {
   out->add_option("--gain-db", opt.gain_db,
                   "Amplify by this many dB; a peak limiter prevents clipping")
       ->capture_default_str();
-  out->add_option("--rate", opt.output_rate_hz, "Output sample rate, Hz [default: the input's]")
+  out->add_option("--rate", opt.output_rate_hz,
+                  "Output sample rate, Hz [default: the input's]; with --live the device rate "
+                  "[default: the input device's default rate]")
       ->check(CLI::Range(denoise::kMinSampleRateHz, denoise::kMaxSampleRateHz));
   out->add_option(
          "--bits", opt.output_bits,
-         "Output sample format: 8, 16, 24, 32 (integer PCM), f32, f64 [default: the input's]")
+         "Output sample format: 8, 16, 24, 32 (integer PCM), f32, f64 [default: the input's; "
+         "--live recordings: f32]")
       ->check(CLI::IsMember({"8", "16", "24", "32", "f32", "f64"}));
-  app.add_option("--block-seconds", opt.block_seconds,
-                 "Process in blocks of this many seconds [default: 256 hops, or 4x a method's "
-                 "context]; the output does not depend on it")
-      ->check(CLI::PositiveNumber);
+  auto* o_block =
+      app.add_option("--block-seconds", opt.block_seconds,
+                     "Process in blocks of this many seconds [default: 256 hops, or 4x a method's "
+                     "context]; the output does not depend on it")
+          ->check(CLI::PositiveNumber);
   app.add_flag("-q,--quiet", quiet, "Print errors only");
+
+  // Live microphone mode (live.h).
+  bool live = false, list = false, no_playback = false;
+  std::string input_device, output_device, record_path, record_raw_path;
+  double live_seconds = 0;
+  auto* lg = app.add_option_group(
+      "Live microphone (--live; methods unet, gate, gate-nonstationary; stop with Enter, q or "
+      "Ctrl-C)");
+  auto* o_live = lg->add_flag(
+      "--live", live,
+      "Denoise the input device in real time and play the result on the output device");
+  lg->add_flag(
+      "--list-devices", list,
+      "List audio devices (index, in/out channels, default rate, host API, name) and exit");
+  std::vector<CLI::Option*> live_only;
+  live_only.push_back(lg->add_option("--input-device", input_device,
+                                     "Input device: index or part of its name [default: the "
+                                     "system's default input]"));
+  live_only.push_back(lg->add_option("--output-device", output_device,
+                                     "Output device: index or part of its name [default: the "
+                                     "system's default output]"));
+  live_only.push_back(lg->add_flag("--no-playback", no_playback,
+                                   "Do not play the denoised audio (input-only stream)"));
+  live_only.push_back(lg->add_option("--record", record_path,
+                                     "Write the denoised audio to this WAV file (at the device "
+                                     "rate; valid even after a crash)"));
+  live_only.push_back(lg->add_option("--record-raw", record_raw_path,
+                                     "Write the raw input (mixed to mono) to this WAV file"));
+  live_only.push_back(lg->add_option("--seconds", live_seconds,
+                                     "Stop after this many seconds of input [default: until "
+                                     "Enter, q or Ctrl-C]")
+                          ->check(CLI::Range(0.01, 1e7)));
+  for (auto* o : live_only) o->needs(o_live);
+  for (auto* o : {o_inputs, o_output, o_outdir, o_plot, o_noise_clip, o_noise_seconds, o_block,
+                  o_n_fft, o_hop, o_padding})
+    o->excludes(o_live);
 
   try {
     app.parse(argc, argv);
@@ -178,21 +236,47 @@ int main(int argc, char** argv) {
   g.n_fft = s.n_fft = n_fft;
   g.hop_length = s.hop_length = hop;
 
+#ifndef DENOISE_WITH_PORTAUDIO
+  if (live || list) {
+    std::fprintf(stderr,
+                 "infer: error: built without live support (PortAudio); rebuild with "
+                 "-DDENOISE_WITH_PORTAUDIO=ON and portaudio19-dev installed\n");
+    return 2;
+  }
+#else
+  if (list) return denoise::live::list_devices();
+#endif
+  if (!live && inputs.empty()) {
+    std::fprintf(stderr,
+                 "infer: error: give audio files or folders to denoise, or --live for the "
+                 "microphone (see --help)\n");
+    return 2;
+  }
+  if (live && opt.method == "subtract") {
+    std::fprintf(stderr,
+                 "infer: error: --method subtract cannot run live; use unet, gate or "
+                 "gate-nonstationary\n");
+    return 2;
+  }
+
   // The method: as asked; else the U-Net when a model is given or installed; else gating.
   if (opt.method.empty()) {
     if (have_models &&
         (!opt.method_options.model_path.empty() || !denoise::default_model_path().empty())) {
       opt.method = "unet";
     } else {
-      opt.method = "gate";
+      // Live, there is no whole recording to profile the noise from: the non-stationary gate
+      // follows the noise floor as it goes.
+      opt.method = live ? "gate-nonstationary" : "gate";
+      const std::string what = live ? "non-stationary spectral gating" : "spectral gating";
       if (!quiet && have_models)
         std::fprintf(stderr,
                      "infer: note: no trained model found (--model FILE or DENOISE_MODEL); using "
-                     "spectral gating\n");
+                     "%s\n",
+                     what.c_str());
       else if (!quiet)
-        std::fprintf(stderr,
-                     "infer: note: built without the U-Net (LibTorch); using spectral "
-                     "gating\n");
+        std::fprintf(stderr, "infer: note: built without the U-Net (LibTorch); using %s\n",
+                     what.c_str());
     }
   } else if (opt.method != "unet" && !opt.method_options.model_path.empty()) {
     std::fprintf(stderr, "infer: error: --model applies to --method unet, not %s\n",
@@ -218,6 +302,25 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+
+#ifdef DENOISE_WITH_PORTAUDIO
+  if (live) {
+    denoise::live::LiveOptions lo;
+    lo.method = opt.method;
+    lo.method_options = opt.method_options;
+    lo.input_device = input_device;
+    lo.output_device = output_device;
+    lo.playback = !no_playback;
+    lo.device_rate_hz = opt.output_rate_hz;
+    lo.seconds = live_seconds;
+    lo.gain_db = opt.gain_db;
+    lo.record_path = record_path;
+    lo.record_raw_path = record_raw_path;
+    lo.record_bits = opt.output_bits;
+    lo.quiet = quiet;
+    return denoise::live::run_live(lo);
+  }
+#endif
 
   // Expand inputs into jobs; a bad input is reported and counted, the rest still run.
   std::vector<Job> jobs;

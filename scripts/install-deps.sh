@@ -12,7 +12,16 @@ packages=(
   alsa-utils          # example voices in /usr/share/sounds/alsa, aplay/arecord
   sox                 # demo and tests make and measure audio with it
   time                # GNU time, peak memory in scripts/bench.sh
+  python3 python3-numpy python3-soundfile   # the CLI tests check audio and JSON with them
 )
+# The live-mode test (tests/cli/test_live_cli.sh) needs a sound card; on machines without one it
+# runs a private pulseaudio (which brings libasound2-plugins, ALSA's pulse plugin, through which
+# PortAudio reaches it) as a virtual microphone and speaker. Not where PipeWire serves PulseAudio
+# (pipewire-pulse, e.g. GNOME desktops): two sound servers would compete for the user's session,
+# so there the live test skips instead.
+if ! dpkg-query -W -f='${Status}' pipewire-pulse 2>/dev/null | grep -q "install ok installed"; then
+  packages+=(pulseaudio pulseaudio-utils libasound2-plugins)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -70,7 +70,7 @@ TEST(StreamEngine, LiveGatingSettingsKeepLatencyWithin30ms) {
 
 // Fed a signal hop by hop, the causal non-stationary gate gives the offline causal output.
 TEST(StreamEngine, NonStationaryGateEqualsOfflineCausalPath) {
-  for (int rate : {16000, 48000}) {
+  for (int rate : {16000, 22050, 44100, 48000}) {
     const std::vector<float> x = noisy_speech(3 * rate, rate);
     PipelineOptions po;
     po.method = "gate-nonstationary";

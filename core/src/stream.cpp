@@ -11,6 +11,10 @@ std::unique_ptr<FrameGains> Denoiser::make_frame_gains() const { return nullptr;
 
 StreamEngine::StreamEngine(std::unique_ptr<FrameGains> gains, std::string method)
     : method_(std::move(method)), config_(gains->front_end()), gains_(std::move(gains)) {
+  if (config_.center && (config_.n_fft / 2) % config_.hop_length != 0)
+    throw Error("cannot stream a front end whose half window (" +
+                std::to_string(config_.n_fft / 2) + " samples) is not a whole number of hops (" +
+                std::to_string(config_.hop_length) + ")");
   front_end_ = std::make_unique<FrontEnd>(config_);
   analyzer_ = std::make_unique<StreamingAnalyzer>(*front_end_);
   synthesizer_ = std::make_unique<StreamingSynthesizer>(*front_end_);
@@ -57,10 +61,12 @@ void StreamEngine::process_hop(const float* in, float* out) {
 }
 
 MethodOptions live_method_options(MethodOptions options, int sample_rate_hz) {
-  // The even window length nearest 20 ms, 75 % overlap: at 16 kHz 320 samples every 80.
-  const int n_fft = 2 * static_cast<int>(std::lround(0.01 * sample_rate_hz));
-  options.gate.n_fft = n_fft;
-  options.gate.hop_length = n_fft / 4;
+  // A hop of about 5 ms and a window of four hops (about 20 ms): at 16 kHz 320 samples every 80,
+  // at 44.1 kHz 880 every 220. A whole number of hops in half a window keeps the centred frames
+  // on the streaming analyzer's grid.
+  const int hop = std::max(1, static_cast<int>(std::lround(0.005 * sample_rate_hz)));
+  options.gate.n_fft = 4 * hop;
+  options.gate.hop_length = hop;
   options.gate.causal = true;
   options.gate.padding_samples = 0;
   return options;

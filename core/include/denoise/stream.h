@@ -44,6 +44,8 @@ class FrameGains {
 
 class StreamEngine {
  public:
+  // Throws denoise::Error when the front end cannot stream (centred frames need half a window to
+  // be a whole number of hops).
   explicit StreamEngine(std::unique_ptr<FrameGains> gains, std::string method = "");
   ~StreamEngine();
   StreamEngine(const StreamEngine&) = delete;
@@ -78,8 +80,8 @@ class StreamEngine {
 };
 
 // The method options live mode uses at `sample_rate_hz` (the rate the engine will run at for
-// classical methods): gating with windows of at most 20 ms (so latency stays within 30 ms), past
-// frames only, no padding.
+// classical methods): gating with hops of about 5 ms and windows of four hops (about 20 ms, so
+// latency stays within 30 ms), past frames only, no padding.
 MethodOptions live_method_options(MethodOptions options, int sample_rate_hz);
 
 // An engine for `method` ("unet", "gate", "gate-nonstationary"): the U-Net at its model's rate
