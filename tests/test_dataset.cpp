@@ -501,7 +501,9 @@ TEST(DatasetSample, NoiseFilesShorterThanTheCropAreLooped) {
   o.val_fraction = 0;
   o.mix.generated_noise_share = 0;
   o.mix.snr_min_db = o.mix.snr_max_db = -2;
-  o.mix.bandlimit_share = 0;  // a filter's start-up transient would break the exact period
+  // Filters' start-up transients would break the exact period.
+  o.mix.bandlimit_share = 0;
+  o.mix.rumble_share = 0;
   TrainingData data(o);
   EXPECT_EQ(data.summary().train_noise, 1);
   std::mt19937_64 rng(5);
