@@ -63,32 +63,4 @@ methods=noisy,subtract,gate,gate-nonstationary,unet
 "$build/bin/evaluate" --data "$tmp/heldout" --methods "$methods" \
   --model "$out/default.dnz" --threads 1 --json "$tmp/heldout.json" | tee "$tmp/heldout.md"
 
-python3 - "$out/default.dnz" "$tmp/dev.json" "$tmp/heldout.json" "$out/default.card.json" <<'PY'
-import json, os, struct, sys
-model, dev, held, card = sys.argv[1:]
-with open(model, "rb") as f:
-    head = f.read(8 + 4 + 8)
-    magic, version, n = head[:8], struct.unpack("<I", head[8:12])[0], struct.unpack("<Q", head[12:20])[0]
-    meta = json.loads(f.read(n))
-def means(path):
-    j = json.load(open(path))
-    return {"files": j["files_scored"], "seconds": j["seconds_scored"],
-            "mean": {m: {k: j["mean"][m][k] for k in ("si_sdr_db", "stoi", "estoi", "snr_db", "seg_snr_db")}
-                     for m in j["methods"]}}
-out = {
-    "model": os.path.basename(model),
-    "bytes": os.path.getsize(model),
-    "architecture": meta.get("architecture"),
-    "front_end": meta.get("front_end"),
-    "model_options": meta.get("model"),
-    "training": meta.get("training"),
-    "validation": meta.get("validation"),
-    "evaluation": {
-        "development_pairs (valentini_train_sample, never trained on)": means(dev),
-        "held_out_mixtures (arctic speakers + noise_freesound_573577, 40 x 4 s, 0-15 dB)": means(held),
-    },
-    "reproduce": "scripts/train_default.sh",
-}
-json.dump(out, open(card, "w"), indent=2)
-print("model card:", card)
-PY
+python3 scripts/model_card.py "$out/default.dnz" "$tmp/dev.json" "$tmp/heldout.json" "$out/default.card.json"

@@ -217,7 +217,8 @@ bad_case "float wav with NaN samples late" . nan_late.wav 'NaN' nan_late.wav --n
 
 gen tiny.wav 16000 1 16 500s sine 300
 check_eq "short file has 500 samples" 500 "$(info tiny.wav s)"
-bad_case "file shorter than one FFT frame" . tiny.wav 'too short' tiny.wav
+# 500 samples: shorter than gating's 1024-sample frame (the U-Net's is 320).
+bad_case "file shorter than one FFT frame" . tiny.wav 'too short' tiny.wav --method gate
 
 bad_case "output folder does not exist" . missing/sub/out.wav 'does not exist' good.wav -o missing/sub/out.wav
 check_no_file "output folder does not exist: not created" missing

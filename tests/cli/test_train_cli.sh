@@ -411,20 +411,16 @@ check_rc "infer with DENOISE_MODEL: exit code" zero
 check_stdout_has "infer with DENOISE_MODEL: uses unet" "unet)"
 check_file "infer with DENOISE_MODEL: output" c9/env.wav
 
-installed=""
-for d in ../share/denoise/models ../../models/pretrained ../models/pretrained; do
-  [ -f "$(dirname "$INFER")/$d/default.dnz" ] && installed="$(dirname "$INFER")/$d/default.dnz"
-done
-if [ -n "$installed" ]; then
-  skip "infer without any model" "a default model is installed ($installed)"
-else
-  run_infer "$NOISY" -o c9/gate.wav
-  check_rc "infer without any model: exit code" zero
-  check_stderr_has "infer without any model: note" "no trained model found"
-  check_stderr_has "infer without any model: falls back to gating" "spectral gating"
-  check_stdout_has "infer without any model: method gate" "16000 Hz, gate)"
-  check_file "infer without any model: output" c9/gate.wav
-fi
+# Without any model: a copy of infer (and its plugin) in a tree where no default model lies
+# beside it, so the shipped model does not hide the fallback.
+mkdir -p c9/tree/bin c9/tree/lib
+cp "$INFER" c9/tree/bin/ && cp "$(dirname "$INFER")/../lib/libdenoise_model.so" c9/tree/lib/
+c9/tree/bin/infer "$NOISY" -o c9/gate.wav >"$LOG/out" 2>"$LOG/err"; RC=$?
+check_rc "infer without any model: exit code" zero
+check_stderr_has "infer without any model: note" "no trained model found"
+check_stderr_has "infer without any model: falls back to gating" "spectral gating"
+check_stdout_has "infer without any model: method gate" "16000 Hz, gate)"
+check_file "infer without any model: output" c9/gate.wav
 
 sox "$NOISY" -r 44100 c9/hi.wav
 check_eq "44.1 kHz input made" 44100 "$(info c9/hi.wav r)"

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Writes a model card (JSON) for a trained model: its metadata (front end, model options, training
+data and settings, validation figures) and the mean scores of `evaluate --json` runs on the
+development pairs and on held-out mixtures.
+
+    scripts/model_card.py MODEL.dnz DEV.json HELDOUT.json CARD.json
+"""
+import json, os, struct, sys
+model, dev, held, card = sys.argv[1:]
+with open(model, "rb") as f:
+    head = f.read(8 + 4 + 8)
+    magic, version, n = head[:8], struct.unpack("<I", head[8:12])[0], struct.unpack("<Q", head[12:20])[0]
+    meta = json.loads(f.read(n))
+def means(path):
+    j = json.load(open(path))
+    return {"files": j["files_scored"], "seconds": j["seconds_scored"],
+            "mean": {m: {k: j["mean"][m][k] for k in ("si_sdr_db", "stoi", "estoi", "snr_db", "seg_snr_db")}
+                     for m in j["methods"]}}
+out = {
+    "model": os.path.basename(model),
+    "bytes": os.path.getsize(model),
+    "architecture": meta.get("architecture"),
+    "front_end": meta.get("front_end"),
+    "model_options": meta.get("model"),
+    "training": meta.get("training"),
+    "validation": meta.get("validation"),
+    "evaluation": {
+        "development_pairs (valentini_train_sample, never trained on)": means(dev),
+        "held_out_mixtures (arctic speakers + noise_freesound_573577, 40 x 4 s, 0-15 dB)": means(held),
+    },
+    "reproduce": "scripts/train_default.sh",
+}
+json.dump(out, open(card, "w"), indent=2)
+print("model card:", card)
