@@ -51,27 +51,36 @@ void check_common(const GateOptions& o) {
 
 }  // namespace
 
+namespace {
+
+// One frame's frequency smoothing: triangle = box(nb+1) * box(nb+1), done with prefix sums; zeros
+// outside [0, bins). prefix: bins + 1 values, box: bins + nb, prefix2: bins + nb + 1 (scratch).
+void smooth_row_triangular(float* row, int bins, int nb, double* prefix, double* box,
+                           double* prefix2) {
+  const double norm = 1.0 / ((nb + 1.0) * (nb + 1.0));
+  prefix[0] = 0;
+  for (int f = 0; f < bins; ++f) prefix[f + 1] = prefix[f] + row[f];
+  // box[i] = sum_{j=0..nb} x[i-j] for i in [0, bins + nb)
+  for (int i = 0; i < bins + nb; ++i)
+    box[i] = prefix[std::min(i + 1, bins)] - prefix[std::max(0, i - nb)];
+  prefix2[0] = 0;
+  for (int i = 0; i < bins + nb; ++i) prefix2[i + 1] = prefix2[i] + box[i];
+  // out[f] = sum_{j=0..nb} box[f+j]
+  for (int f = 0; f < bins; ++f)
+    row[f] = static_cast<float>((prefix2[f + nb + 1] - prefix2[f]) * norm);
+}
+
+}  // namespace
+
 void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, int half_bins,
                             int half_frames, bool causal, std::vector<float>& scratch) {
   if (half_bins <= 0 && half_frames <= 0) return;
-  // Frequency: triangle = box(n+1) * box(n+1), done with prefix sums; zeros outside [0, bins).
+  // Frequency: the triangle on each frame.
   if (half_bins > 0) {
-    const int nb = half_bins;
-    const double norm = 1.0 / ((nb + 1.0) * (nb + 1.0));
-    std::vector<double> prefix(bins + 1), box(bins + nb + 1), prefix2(bins + nb + 2);
-    for (int64_t t = 0; t < frames; ++t) {
-      float* row = mask.data() + t * bins;
-      prefix[0] = 0;
-      for (int f = 0; f < bins; ++f) prefix[f + 1] = prefix[f] + row[f];
-      // box[i] = sum_{j=0..nb} x[i-j] for i in [0, bins + nb)
-      for (int i = 0; i < bins + nb; ++i)
-        box[i] = prefix[std::min(i + 1, bins)] - prefix[std::max(0, i - nb)];
-      prefix2[0] = 0;
-      for (int i = 0; i < bins + nb; ++i) prefix2[i + 1] = prefix2[i] + box[i];
-      // out[f] = sum_{j=0..nb} box[f+j]
-      for (int f = 0; f < bins; ++f)
-        row[f] = static_cast<float>((prefix2[f + nb + 1] - prefix2[f]) * norm);
-    }
+    std::vector<double> prefix(bins + 1), box(bins + half_bins + 1), prefix2(bins + half_bins + 2);
+    for (int64_t t = 0; t < frames; ++t)
+      smooth_row_triangular(mask.data() + t * bins, bins, half_bins, prefix.data(), box.data(),
+                            prefix2.data());
   }
   // Time: direct weights (few taps), vectorised across bins.
   if (half_frames > 0) {
@@ -288,17 +297,7 @@ class FrameSmoother {
   }
   void apply(float* row) {
     if (nb_ == 0 && nt_ == 0) return;
-    if (nb_ > 0) {
-      const double norm = 1.0 / ((nb_ + 1.0) * (nb_ + 1.0));
-      prefix_[0] = 0;
-      for (int f = 0; f < bins_; ++f) prefix_[f + 1] = prefix_[f] + row[f];
-      for (int i = 0; i < bins_ + nb_; ++i)
-        box_[i] = prefix_[std::min(i + 1, bins_)] - prefix_[std::max(0, i - nb_)];
-      prefix2_[0] = 0;
-      for (int i = 0; i < bins_ + nb_; ++i) prefix2_[i + 1] = prefix2_[i] + box_[i];
-      for (int f = 0; f < bins_; ++f)
-        row[f] = static_cast<float>((prefix2_[f + nb_ + 1] - prefix2_[f]) * norm);
-    }
+    if (nb_ > 0) smooth_row_triangular(row, bins_, nb_, prefix_.data(), box_.data(), prefix2_.data());
     if (nt_ > 0) {
       const int64_t slots = nt_ + 1;
       std::copy(row, row + bins_, history_.begin() + (frames_ % slots) * bins_);

@@ -67,16 +67,6 @@ check_awk() {  # name awk-condition-on-a-and-b a b
 check_stderr_has() {  # name fixed-string
   if grep -qF -- "$2" "$LOG/err"; then ok "$1"; else fail "$1" "stderr lacks '$2': $(stderr_text)"; fi
 }
-# Exactly one "error:" line, naming PATH and matching the reason (extended regex).
-check_error_line() {  # name path reason-regex
-  local n line
-  n=$(grep -c 'error:' "$LOG/err")
-  line=$(grep 'error:' "$LOG/err" | head -1)
-  if [ "$n" -ne 1 ]; then fail "$1" "$n error lines: $(stderr_text)"
-  elif [[ "$line" != *"$2"* ]]; then fail "$1" "error line does not name $2: $line"
-  elif ! grep -qE -- "$3" <<<"$line"; then fail "$1" "error line has no reason /$3/: $line"
-  else ok "$1"; fi
-}
 check_listing() {  # name dir expected-listing: nothing added or removed (no outputs, no .*.tmp-*)
   local now; now=$(listing "$2")
   if [ "$now" = "$3" ]; then ok "$1"; else

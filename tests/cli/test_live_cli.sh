@@ -80,16 +80,6 @@ check_awk() {  # name awk-condition-on-a-and-b a b
 check_no_file() {  # name path
   if [ ! -e "$2" ]; then ok "$1"; else fail "$1" "$2 exists"; fi
 }
-# Exactly one "error:" line, naming WHAT and matching the reason (extended regex).
-check_error_line() {  # name what reason-regex
-  local n line
-  n=$(grep -c 'error:' "$LOG/err")
-  line=$(grep 'error:' "$LOG/err" | head -1)
-  if [ "$n" -ne 1 ]; then fail "$1" "$n error lines: $(stderr_text)"
-  elif [[ "$line" != *"$2"* ]]; then fail "$1" "error line does not name $2: $line"
-  elif ! grep -qE -- "$3" <<<"$line"; then fail "$1" "error line has no reason /$3/: $line"
-  else ok "$1"; fi
-}
 # wav_seconds FILE: duration of a WAV as python-soundfile reads it, or "unreadable".
 wav_seconds() {
   "$PY" -c 'import soundfile as sf, sys; i = sf.info(sys.argv[1]); print("%.3f" % (i.frames / i.samplerate))' \
