@@ -30,6 +30,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 [ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: $0 /path/to/infer [model.dnz]" >&2; exit 2; }
 MODEL=${2:-}
+# Absolute, since the test works in its own folder.
+[ -n "$MODEL" ] && [ -f "$MODEL" ] && MODEL=$(cd "$(dirname "$MODEL")" && pwd)/$(basename "$MODEL")
 INFER=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 [ -x "$INFER" ] || { echo "not an executable: $1" >&2; exit 2; }
 for tool in sox soxi awk; do
