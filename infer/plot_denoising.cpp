@@ -7,6 +7,7 @@
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
 #include "denoise/figures.h"
+#include "denoise/file_pipeline.h"
 #include "denoise/resample.h"
 #include "denoise/spectral_gate.h"
 
@@ -15,29 +16,14 @@ namespace {
 
 constexpr double kMaxSeconds = 120;  // longer files: the first two minutes are drawn
 
-// The stationary gate's threshold for this input: the same noise profile infer used (the clip,
-// or the first seconds of the input), mixed to mono.
+// The stationary gate's threshold for this input, from the noise profile infer used (the clip,
+// or the first seconds of the input).
 std::vector<double> gate_threshold(const std::vector<float>& input_mono, int rate,
-                                   const PipelineOptions& options) {
+                                   const PipelineOptions& options, const std::string& label) {
   auto gate = make_denoiser("gate", options.method_options, rate);
   auto* stationary = dynamic_cast<StationaryGate*>(gate.get());
   if (!stationary) return {};
-  std::vector<float> noise;
-  if (!options.noise_clip_path.empty()) {
-    const Audio clip = read_audio(options.noise_clip_path);
-    noise = resample(figures::mono(clip.channels), clip.sample_rate_hz, rate);
-  } else {
-    const double seconds =
-        options.noise_seconds >= 0 ? options.noise_seconds : gate->default_noise_seconds();
-    const auto count = seconds >= 0 ? static_cast<int64_t>(seconds * rate)
-                                    : static_cast<int64_t>(input_mono.size());
-    noise.assign(input_mono.begin(),
-                 input_mono.begin() + std::min<int64_t>(count, input_mono.size()));
-  }
-  if (gate->max_noise_samples() > 0 &&
-      static_cast<int64_t>(noise.size()) > gate->max_noise_samples())
-    noise.resize(gate->max_noise_samples());
-  stationary->set_noise(noise);
+  stationary->set_noise(noise_profile(*gate, options, {input_mono}, rate, label)[0]);
   return stationary->threshold_db();
 }
 
@@ -48,8 +34,8 @@ void plot_denoising(const std::string& input, const std::string& output,
   const Audio in = read_audio(input);
   const Audio out = read_audio(output);
   const int rate = in.sample_rate_hz;
-  const std::vector<float> in_mono = figures::mono(in.channels);
-  std::vector<float> out_mono = figures::mono(out.channels);
+  const std::vector<float> in_mono = mix_to_mono(in.channels);
+  std::vector<float> out_mono = mix_to_mono(out.channels);
   // The gain panel compares bins at one rate: an output at another rate (--rate) is converted.
   if (out.sample_rate_hz != rate) out_mono = resample(out_mono, out.sample_rate_hz, rate);
 
@@ -67,7 +53,7 @@ void plot_denoising(const std::string& input, const std::string& output,
       figures::gain_panel(noisy, denoised, "Gain applied by " + options.method + " (output / input)"));
   figure.panels.push_back(figures::db_panel(denoised, ref, "Denoised (dB re the input's peak)"));
   if (options.method == "gate") {
-    const auto threshold = gate_threshold(in_mono, rate, options);
+    const auto threshold = gate_threshold(in_mono, rate, options, input);
     const auto& fe = options.method_options.gate;
     if (!threshold.empty())
       figure.panels.push_back(figures::threshold_panel(

@@ -245,4 +245,15 @@ void write_audio(const std::string& path, const Audio& audio, int sf_format) {
   writer.commit();
 }
 
+std::vector<float> mix_to_mono(const std::vector<std::vector<float>>& channels) {
+  if (channels.size() == 1) return channels[0];
+  if (channels.empty()) return {};
+  std::vector<float> out(channels[0].size(), 0.f);
+  for (const auto& c : channels)
+    for (size_t i = 0; i < out.size() && i < c.size(); ++i) out[i] += c[i];
+  const float scale = 1.f / static_cast<float>(channels.size());
+  for (float& v : out) v *= scale;
+  return out;
+}
+
 }  // namespace denoise

@@ -98,16 +98,6 @@ plot::LinePanel threshold_panel(const std::vector<double>& threshold_db, double 
   return p;
 }
 
-std::vector<float> mono(const std::vector<std::vector<float>>& channels) {
-  if (channels.empty()) return {};
-  if (channels.size() == 1) return channels[0];
-  std::vector<float> m(channels[0].size(), 0.f);
-  const float k = 1.f / static_cast<float>(channels.size());
-  for (const auto& c : channels)
-    for (size_t i = 0; i < m.size() && i < c.size(); ++i) m[i] += k * c[i];
-  return m;
-}
-
 plot::Figure training_curves(const std::vector<nlohmann::json>& log, const std::string& title) {
   auto number = [](const nlohmann::json& j, const char* key) {
     return j.contains(key) && j.at(key).is_number() ? j.at(key).get<double>() : NAN;

@@ -166,14 +166,6 @@ void run_blocks(const SourceFn& source, int64_t n_samples, int channels,
   }
 }
 
-std::vector<float> mix_to_mono(const Audio& a) {
-  std::vector<float> mono(a.frames(), 0.f);
-  for (const auto& ch : a.channels)
-    for (size_t i = 0; i < mono.size(); ++i) mono[i] += ch[i];
-  for (auto& v : mono) v /= static_cast<float>(a.channels.size());
-  return mono;
-}
-
 std::string extension_of(const std::string& path) { return fs::path(path).extension().string(); }
 
 int output_format(const AudioInfo& in, const std::string& out_path, const std::string& bits) {
@@ -229,6 +221,18 @@ int output_format(const AudioInfo& in, const std::string& out_path, const std::s
   return check.format;
 }
 
+// Reads planar in-memory audio as a source (zeros outside it).
+SourceFn memory_source(const std::vector<std::vector<float>>& input) {
+  return [&input](int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
+    const auto n = static_cast<int64_t>(input.empty() ? 0 : input[0].size());
+    for (size_t c = 0; c < input.size(); ++c) {
+      out[c].assign(count, 0.f);
+      const int64_t lo = std::max<int64_t>(0, start), hi = std::min<int64_t>(n, start + count);
+      for (int64_t i = lo; i < hi; ++i) out[c][i - start] = input[c][i];
+    }
+  };
+}
+
 // Per-channel noise sample for methods with a noise profile.
 std::vector<std::vector<float>> noise_samples(const Denoiser& d, const PipelineOptions& options,
                                               const SourceFn& source, int64_t n_samples,
@@ -240,7 +244,7 @@ std::vector<std::vector<float>> noise_samples(const Denoiser& d, const PipelineO
     if (static_cast<int>(clip.channels.size()) == channels)
       per_channel = clip.channels;
     else
-      per_channel.assign(channels, mix_to_mono(clip));
+      per_channel.assign(channels, mix_to_mono(clip.channels));
     for (int c = 0; c < channels; ++c)
       noise[c] = resample(per_channel[c], clip.sample_rate_hz, rate);
     return noise;
@@ -283,6 +287,15 @@ void check_length(const Denoiser& d, int64_t n_samples, const std::string& label
 
 }  // namespace
 
+std::vector<std::vector<float>> noise_profile(const Denoiser& method,
+                                              const PipelineOptions& options,
+                                              const std::vector<std::vector<float>>& channels,
+                                              int sample_rate_hz, const std::string& label) {
+  const auto n = static_cast<int64_t>(channels.empty() ? 0 : channels[0].size());
+  return noise_samples(method, options, memory_source(channels), n,
+                       static_cast<int>(channels.size()), sample_rate_hz, label);
+}
+
 std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<float>>& channels,
                                                  int sample_rate_hz, const PipelineOptions& options,
                                                  const std::vector<float>* noise) {
@@ -297,13 +310,7 @@ std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<f
   const auto& input = rate != sample_rate_hz ? converted : channels;
   const int64_t n = static_cast<int64_t>(input[0].size());
   check_length(*denoisers[0], n, "input");
-  SourceFn source = [&](int64_t start, int64_t count, std::vector<std::vector<float>>& out) {
-    for (int c = 0; c < n_ch; ++c) {
-      out[c].assign(count, 0.f);
-      const int64_t lo = std::max<int64_t>(0, start), hi = std::min<int64_t>(n, start + count);
-      for (int64_t i = lo; i < hi; ++i) out[c][i - start] = input[c][i];
-    }
-  };
+  const SourceFn source = memory_source(input);
   if (denoisers[0]->uses_noise_profile()) {
     if (noise) {
       const std::vector<float> profile =

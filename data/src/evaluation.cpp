@@ -126,17 +126,6 @@ std::vector<float> compensate_delay(const std::vector<float>& signal, int64_t de
   return out;
 }
 
-std::vector<float> mix_to_mono(const std::vector<std::vector<float>>& channels) {
-  if (channels.size() == 1) return channels[0];
-  if (channels.empty()) return {};
-  std::vector<float> out(channels[0].size(), 0.f);
-  for (const auto& c : channels)
-    for (size_t i = 0; i < out.size(); ++i) out[i] += c[i];
-  const float scale = 1.f / static_cast<float>(channels.size());
-  for (float& v : out) v *= scale;
-  return out;
-}
-
 Evaluator::Evaluator(EvaluationOptions options) : options_(std::move(options)) {
   if (options_.methods.empty()) throw Error("evaluation: no methods to evaluate");
   const auto known = method_names();

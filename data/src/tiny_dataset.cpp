@@ -77,11 +77,7 @@ void scale_to_rms(std::vector<float>& x, double target) {
 
 std::vector<float> speech_from_file(const fs::path& path, int64_t n, int rate_hz) {
   const Audio a = read_audio(path.string());
-  std::vector<float> mono(a.frames(), 0.f);
-  for (const auto& ch : a.channels)
-    for (size_t i = 0; i < mono.size(); ++i)
-      mono[i] += ch[i] / static_cast<float>(a.channels.size());
-  std::vector<float> x = resample(mono, a.sample_rate_hz, rate_hz);
+  std::vector<float> x = resample(mix_to_mono(a.channels), a.sample_rate_hz, rate_hz);
   x.resize(n, 0.f);  // cut to length, or pad a short file with silence
   return x;
 }

@@ -80,6 +80,8 @@ struct Audio {
   int64_t frames() const { return channels.empty() ? 0 : static_cast<int64_t>(channels[0].size()); }
 };
 Audio read_audio(const std::string& path);
+// Mean of planar channels (a mono signal is returned as is; no channels: empty).
+std::vector<float> mix_to_mono(const std::vector<std::vector<float>>& channels);
 // Writes through AudioWriter (temporary file + rename). `format` 0 means WAV 32-bit float.
 void write_audio(const std::string& path, const Audio& audio, int sf_format = 0);
 

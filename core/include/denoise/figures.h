@@ -38,9 +38,6 @@ plot::HeatmapPanel gain_panel(const DisplaySpectrogram& input, const DisplaySpec
 plot::LinePanel threshold_panel(const std::vector<double>& threshold_db, double hz_per_bin,
                                 const std::string& title);
 
-// Mono mix of planar channels.
-std::vector<float> mono(const std::vector<std::vector<float>>& channels);
-
 // Training and validation curves from the lines of a training log (train's <stem>.log.jsonl):
 // loss per step (training and validation) and the validation SI-SDR improvement.
 plot::Figure training_curves(const std::vector<nlohmann::json>& log, const std::string& title);

@@ -40,6 +40,14 @@ FileReport denoise_file(const std::string& input, const std::string& output,
                         const PipelineOptions& options,
                         const std::function<void(int64_t, int64_t)>& progress = {});
 
+// The noise sample `method` is given for planar in-memory audio at `sample_rate_hz` (one per
+// channel), as denoise_file and denoise_channels take it: options.noise_clip_path, else the first
+// options.noise_seconds (or the method's default) of the audio. Errors name `label`.
+std::vector<std::vector<float>> noise_profile(const Denoiser& method,
+                                              const PipelineOptions& options,
+                                              const std::vector<std::vector<float>>& channels,
+                                              int sample_rate_hz, const std::string& label);
+
 // Denoises planar in-memory audio (each channel independently) with `block_samples` (0: one
 // block). The same path as denoise_file without the codec; used by tests and evaluate.
 std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<float>>& channels,

@@ -78,9 +78,6 @@ int64_t estimate_delay(const std::vector<float>& reference, const std::vector<fl
 // `signal` shifted `delay` samples earlier (later when negative), zero-filled, same length.
 std::vector<float> compensate_delay(const std::vector<float>& signal, int64_t delay);
 
-// Mean of planar channels; a mono file is returned as is.
-std::vector<float> mix_to_mono(const std::vector<std::vector<float>>& channels);
-
 // The signals behind one pair's scores (for reports): the clean reference and each method's output
 // as scored (mono, trimmed, delay-compensated), in EvaluationOptions::methods order.
 struct PairSignals {
