@@ -173,9 +173,8 @@ int main(int argc, char** argv) {
           "DENOISE_MODEL");
     // Load the plugin and the model once, before any file: a bad model is one error.
     try {
-      denoise::load_model_methods();
       opt.method_options.model_path = model_path;
-      denoise::make_denoiser("unet", opt.method_options, 16000);
+      denoise::prepare_model_method(opt.method_options);
     } catch (const Error& e) {
       std::fprintf(stderr, "evaluate: error: %s\n", e.what());
       return 1;

@@ -287,16 +287,7 @@ int main(int argc, char** argv) {
     // Load the plugin and the model once, before any file: a bad model is one error, not one
     // per file.
     try {
-      denoise::load_model_methods();
-      const std::string path = opt.method_options.model_path.empty()
-                                   ? denoise::default_model_path()
-                                   : opt.method_options.model_path;
-      if (path.empty())
-        throw Error(
-            "no model for --method unet: give --model FILE (train one with `train`) or set "
-            "DENOISE_MODEL");
-      opt.method_options.model_path = path;
-      denoise::make_denoiser("unet", opt.method_options, 16000);  // loads and checks the model
+      denoise::prepare_model_method(opt.method_options);
     } catch (const Error& e) {
       std::fprintf(stderr, "infer: error: %s\n", e.what());
       return 1;

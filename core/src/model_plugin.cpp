@@ -62,4 +62,14 @@ std::string default_model_path() {
   return "";
 }
 
+void prepare_model_method(MethodOptions& options) {
+  load_model_methods();
+  if (options.model_path.empty()) options.model_path = default_model_path();
+  if (options.model_path.empty())
+    throw Error(
+        "no model for the unet method: give --model FILE (train one with `train`) or set "
+        "DENOISE_MODEL");
+  make_denoiser("unet", options, 16000);  // loads (and caches) the model, checking it
+}
+
 }  // namespace denoise

@@ -122,6 +122,11 @@ void load_model_methods();
 // when none exists.
 std::string default_model_path();
 
+// Before the unet method is used: loads the plugin, resolves options.model_path (as given, else
+// default_model_path()) and loads and checks that model once, so that a bad or missing model is
+// one error before any file rather than one per file. Throws denoise::Error.
+void prepare_model_method(MethodOptions& options);
+
 // Builds a method for audio at `sample_rate_hz`. Throws denoise::Error for an unknown name or
 // options that do not fit the rate (e.g. mask smoothing narrower than one bin).
 std::unique_ptr<Denoiser> make_denoiser(const std::string& name, const MethodOptions& options,
