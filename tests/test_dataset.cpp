@@ -504,6 +504,7 @@ TEST(DatasetSample, NoiseFilesShorterThanTheCropAreLooped) {
   // Filters' start-up transients would break the exact period.
   o.mix.bandlimit_share = 0;
   o.mix.rumble_share = 0;
+  o.mix.babble_share = 0;
   TrainingData data(o);
   EXPECT_EQ(data.summary().train_noise, 1);
   std::mt19937_64 rng(5);
@@ -591,6 +592,66 @@ TEST(DatasetSample, RumbleLowPassesTheNoiseOnlyAndKeepsTheSnr) {
     speech_above = std::max(speech_above, energy_above_db(ex.clean, 1500, 16000));
   }
   EXPECT_GT(speech_above, -30);  // the speech keeps its highs
+}
+
+// Share of the energy of `x` in a sinusoid of `hz` (its projection on the sine and cosine).
+double tone_share(const std::vector<float>& x, double hz, int rate) {
+  double c = 0, s = 0, total = 0;
+  for (size_t k = 0; k < x.size(); ++k) {
+    const double w = 2 * M_PI * hz * static_cast<double>(k) / rate;
+    c += x[k] * std::cos(w), s += x[k] * std::sin(w), total += static_cast<double>(x[k]) * x[k];
+  }
+  return 2 * (c * c + s * s) / static_cast<double>(x.size()) / total;
+}
+
+TEST(DatasetSample, BabbleIsOtherSpeechAtTheSnrAndFallsBackWithOneFile) {
+  TempDir tmp;
+  // The noise file is a 5 kHz tone: babble must be made of the speech files, never of it.
+  DataOptions o = speech_options(tmp / "speech");
+  std::vector<float> tone(48000);
+  for (size_t k = 0; k < tone.size(); ++k)
+    tone[k] = static_cast<float>(0.1 * std::sin(2 * M_PI * 5000.0 * static_cast<double>(k) / 16000));
+  write_wav(tmp / "noise" / "tone.wav", tone, 16000);
+  o.noise_dirs = {(tmp / "noise").string()};
+  o.val_fraction = 0;
+  o.mix.generated_noise_share = 0;
+  o.mix.snr_min_db = o.mix.snr_max_db = 3;
+  o.mix.reverb_share = o.mix.bandlimit_share = o.mix.rumble_share = 0;
+  o.mix.babble_share = 1;
+  o.mix.babble_min_talkers = 2;
+  o.mix.babble_max_talkers = 4;
+  auto noise_of = [](const Example& ex) {
+    std::vector<float> n(ex.noisy.size());
+    for (size_t k = 0; k < n.size(); ++k) n[k] = ex.noisy[k] - ex.clean[k];
+    return n;
+  };
+  TrainingData data(o);
+  std::mt19937_64 rng(21);
+  for (int i = 0; i < 8; ++i) {
+    const Example ex = data.sample(rng);
+    EXPECT_NEAR(snr_db(ex), 3.0, 0.1);
+    const std::vector<float> noise = noise_of(ex);
+    EXPECT_LT(tone_share(noise, 5000, 16000), 1e-3);
+    // Other crops at other offsets, not the target itself.
+    double cross = 0;
+    for (size_t k = 0; k < noise.size(); ++k) cross += noise[k] * ex.clean[k];
+    EXPECT_LT(std::abs(cross) / std::sqrt(energy(noise) * energy(ex.clean)), 0.9);
+  }
+  // babble_share 0: the noise is the tone.
+  o.mix.babble_share = 0;
+  TrainingData plain(o);
+  for (int i = 0; i < 4; ++i) EXPECT_GT(tone_share(noise_of(plain.sample(rng)), 5000, 16000), 0.99);
+  // One speech file: nobody else to talk, so the tone is used.
+  TempDir one;
+  write_wav(one / "speech" / "s.wav", test::voiced_bursts(3 * 16000, 16000), 16000);
+  o.clean_dirs = {(one / "speech").string()};
+  o.mix.babble_share = 1;
+  TrainingData alone(o);
+  for (int i = 0; i < 4; ++i) EXPECT_GT(tone_share(noise_of(alone.sample(rng)), 5000, 16000), 0.99);
+
+  o.mix.babble_min_talkers = 5;
+  o.mix.babble_max_talkers = 4;
+  EXPECT_THROW(TrainingData{o}, Error);
 }
 
 TEST(DatasetSample, ReverberationAddsATailAndKeepsSnrAndLevel) {
@@ -914,6 +975,11 @@ TEST(DatasetJson, MixOptionsRoundTripAndStrictReading) {
   nlohmann::json wrong = j;
   wrong["identity_share"] = "a lot";
   EXPECT_THROW(wrong.get<MixOptions>(), Error);
+  nlohmann::json fraction = j;
+  fraction["babble_max_talkers"] = 4.5;
+  EXPECT_THROW(fraction.get<MixOptions>(), Error);
+  m.babble_max_talkers = 11;
+  EXPECT_EQ(nlohmann::json(m).get<MixOptions>().babble_max_talkers, 11);
 
   DataSummary s;
   s.train_pairs = 5;

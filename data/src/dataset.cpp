@@ -309,6 +309,31 @@ struct TrainingData::Impl {
     return generate_noise(kind, n, options.sample_rate_hz, rng);
   }
 
+  // Babble (see MixOptions): false when the pool has fewer than two clean files or every
+  // crop drawn was silent.
+  bool babble_for(const Pool& pool, int64_t n, std::mt19937_64& rng,
+                  std::vector<float>& out) const {
+    const MixOptions& mix = options.mix;
+    if (pool.clean.size() < 2) return false;
+    const int talkers = mix.babble_min_talkers +
+                        static_cast<int>(detail::uniform_index(
+                            rng, mix.babble_max_talkers - mix.babble_min_talkers + 1));
+    out.assign(n, 0.f);
+    int voiced = 0;
+    for (int t = 0; t < talkers; ++t) {
+      Crop talker;
+      if (!crop_clean(pool.clean[pick_weighted(pool.clean_cumulative, rng)], n, rng, talker))
+        continue;
+      const double level = detail::rms(talker.clean.data() + talker.begin, talker.end - talker.begin);
+      const double gain_db = detail::uniform(rng, -3, 3);
+      if (!(level > kSilentRms)) continue;
+      const auto g = static_cast<float>(db_to_gain(gain_db) / level);
+      for (int64_t i = 0; i < n; ++i) out[i] += g * talker.clean[i];
+      ++voiced;
+    }
+    return voiced > 0;
+  }
+
   Example finish(Crop& crop, const Pool& pool, std::mt19937_64& rng, bool allow_identity) const {
     const MixOptions& mix = options.mix;
     Example ex;
@@ -319,7 +344,12 @@ struct TrainingData::Impl {
       ex.noisy = std::move(crop.noisy);
     } else {
       const auto n = static_cast<int64_t>(crop.clean.size());
-      std::vector<float> noise = noise_for(pool, n, rng);
+      std::vector<float> noise;
+      // Drawn only when enabled, so that a mix without babble keeps the random sequence (and
+      // the examples) of the runs before babble existed.
+      if (!(mix.babble_share > 0 && detail::uniform01(rng) < mix.babble_share &&
+            babble_for(pool, n, rng, noise)))
+        noise = noise_for(pool, n, rng);
       if (detail::uniform01(rng) < mix.rumble_share) {
         // Only noise with energy down there: a high band (birds, band-limited noise) low-passed
         // would leave a filter residue that the SNR scaling then blows up.
@@ -443,6 +473,12 @@ void check_options(const DataOptions& o) {
   if (!(m.rumble_min_hz >= 20 && m.rumble_min_hz <= m.rumble_max_hz))
     fail("need 20 <= rumble_min_hz <= rumble_max_hz (got " + std::to_string(m.rumble_min_hz) +
          ", " + std::to_string(m.rumble_max_hz) + ")");
+  if (!(m.babble_share >= 0 && m.babble_share <= 1))
+    fail("babble_share must be within [0, 1] (got " + std::to_string(m.babble_share) + ")");
+  if (!(m.babble_min_talkers >= 1 && m.babble_min_talkers <= m.babble_max_talkers &&
+        m.babble_max_talkers <= 64))
+    fail("need 1 <= babble_min_talkers <= babble_max_talkers <= 64 (got " +
+         std::to_string(m.babble_min_talkers) + ", " + std::to_string(m.babble_max_talkers) + ")");
   if (!(m.bandlimit_min_hz >= 500 && m.bandlimit_min_hz <= m.bandlimit_max_hz))
     fail("need 500 <= bandlimit_min_hz <= bandlimit_max_hz (got " +
          std::to_string(m.bandlimit_min_hz) + ", " + std::to_string(m.bandlimit_max_hz) + ")");
@@ -544,7 +580,8 @@ constexpr const char* kMixKeys[] = {
     "snr_min_db",      "snr_max_db", "level_min_dbfs",   "level_max_dbfs",
     "generated_noise_share", "identity_share", "reverb_share", "rt60_min_s",
     "rt60_max_s",      "bandlimit_share", "bandlimit_min_hz", "bandlimit_max_hz",
-    "rumble_share",    "rumble_min_hz",   "rumble_max_hz"};
+    "rumble_share",    "rumble_min_hz",   "rumble_max_hz",    "babble_share",
+    "babble_min_talkers", "babble_max_talkers"};
 
 }  // namespace
 
@@ -563,7 +600,10 @@ void to_json(nlohmann::json& j, const MixOptions& o) {
                      {"bandlimit_max_hz", o.bandlimit_max_hz},
                      {"rumble_share", o.rumble_share},
                      {"rumble_min_hz", o.rumble_min_hz},
-                     {"rumble_max_hz", o.rumble_max_hz}};
+                     {"rumble_max_hz", o.rumble_max_hz},
+                     {"babble_share", o.babble_share},
+                     {"babble_min_talkers", o.babble_min_talkers},
+                     {"babble_max_talkers", o.babble_max_talkers}};
 }
 
 void from_json(const nlohmann::json& j, MixOptions& o) {
@@ -597,6 +637,14 @@ void from_json(const nlohmann::json& j, MixOptions& o) {
   r.rumble_share = get("rumble_share");
   r.rumble_min_hz = get("rumble_min_hz");
   r.rumble_max_hz = get("rumble_max_hz");
+  r.babble_share = get("babble_share");
+  for (const auto& [key, field] : {std::pair<const char*, int*>{"babble_min_talkers", &r.babble_min_talkers},
+                                   {"babble_max_talkers", &r.babble_max_talkers}}) {
+    const double v = get(key);
+    if (v != std::floor(v) || std::abs(v) > 1e6)
+      throw Error(std::string("MixOptions: key '") + key + "' must be a whole number");
+    *field = static_cast<int>(v);
+  }
   o = r;
 }
 

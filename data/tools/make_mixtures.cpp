@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   double seconds = 4.0;
   o.val_fraction = 0;
   o.mix.identity_share = 0;
+  o.mix.babble_share = 0;  // the noise is what --noise names (and generated noise) unless asked
   app.add_option("--clean", o.clean_dirs, "Clean speech folders")->required()->check(CLI::ExistingDirectory);
   app.add_option("--noise", o.noise_dirs, "Noise folders (none: generated noise only)")
       ->check(CLI::ExistingDirectory);
@@ -45,6 +46,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--bandlimit-share", o.mix.bandlimit_share, "Share low-passed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--babble-share", o.mix.babble_share,
+                 "Share whose noise is babble from other --clean files")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", o.seed, "Random seed (same seed, same files)")->capture_default_str();

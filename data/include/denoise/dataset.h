@@ -67,6 +67,14 @@ struct MixOptions {
   double rumble_share = 0.2;
   double rumble_min_hz = 150;
   double rumble_max_hz = 1500;
+  // Babble: share of mixed examples whose noise is other people talking -- crops of
+  // babble_min_talkers..babble_max_talkers other speech files of the same split (training or
+  // validation), each at its own level within +-3 dB, summed -- as in cafes, meetings and
+  // VoiceBank+DEMAND's babble. Without it no noise source sounds like speech and the model
+  // passes babble through. Needs two or more clean files; drawn from the rest otherwise.
+  double babble_share = 0.2;
+  int babble_min_talkers = 3;
+  int babble_max_talkers = 8;
 };
 void to_json(nlohmann::json& j, const MixOptions& o);
 void from_json(const nlohmann::json& j, MixOptions& o);  // strict
