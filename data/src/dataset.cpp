@@ -345,12 +345,12 @@ struct TrainingData::Impl {
     } else {
       const auto n = static_cast<int64_t>(crop.clean.size());
       std::vector<float> noise;
-      // Drawn only when enabled, so that a mix without babble keeps the random sequence (and
-      // the examples) of the runs before babble existed.
+      // Babble and rumble are drawn only when enabled, so that a mix without them keeps the
+      // random sequence (and the examples) it had before they existed.
       if (!(mix.babble_share > 0 && detail::uniform01(rng) < mix.babble_share &&
             babble_for(pool, n, rng, noise)))
         noise = noise_for(pool, n, rng);
-      if (detail::uniform01(rng) < mix.rumble_share) {
+      if (mix.rumble_share > 0 && detail::uniform01(rng) < mix.rumble_share) {
         // Only noise with energy down there: a high band (birds, band-limited noise) low-passed
         // would leave a filter residue that the SNR scaling then blows up.
         std::vector<float> low = noise;

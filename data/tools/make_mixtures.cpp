@@ -27,7 +27,9 @@ int main(int argc, char** argv) {
   double seconds = 4.0;
   o.val_fraction = 0;
   o.mix.identity_share = 0;
-  o.mix.babble_share = 0;  // the noise is what --noise names (and generated noise) unless asked
+  // The noise is what --noise names (and generated noise), as recorded, unless asked otherwise.
+  o.mix.babble_share = 0;
+  o.mix.rumble_share = 0;
   app.add_option("--clean", o.clean_dirs, "Clean speech folders")->required()->check(CLI::ExistingDirectory);
   app.add_option("--noise", o.noise_dirs, "Noise folders (none: generated noise only)")
       ->check(CLI::ExistingDirectory);
@@ -46,6 +48,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--bandlimit-share", o.mix.bandlimit_share, "Share low-passed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--rumble-share", o.mix.rumble_share, "Share whose noise is low-passed")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--babble-share", o.mix.babble_share,
