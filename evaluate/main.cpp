@@ -97,7 +97,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> known = {"noisy"};
   for (const auto& n : denoise::classical_method_names()) known.push_back(n);
   if (have_models) known.push_back("unet");
-  std::string methods_help = "Comma-separated methods; noisy is the unprocessed input. Known: ";
+  known.push_back("oracle");
+  std::string methods_help =
+      "Comma-separated methods; noisy is the unprocessed input, oracle the ideal ratio mask "
+      "computed from the clean reference (a ceiling for masking methods, not a denoiser). Known: ";
   for (const auto& n : known) methods_help += n + " ";
   methods_help += "[default: noisy,subtract,gate,gate-nonstationary";
   methods_help += have_models ? ", and unet when a model is given or found]" : "]";

@@ -131,6 +131,30 @@ TEST(Evaluator, ScoresPairsAndReportsDelay) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 2 * 3);
 }
 
+TEST(Evaluator, OracleIsTheIdealRatioMaskCeilingAtAnyRate) {
+  TempDir dir;
+  for (const int rate : {16000, 44100}) {
+    const auto clean = test::voiced_bursts(3 * rate, rate);
+    const auto noisy = plus(clean, test::white_noise(clean.size(), 0.15, 3));
+    const std::string tag = std::to_string(rate);
+    write_mono(dir / ("clean" + tag + ".wav"), clean, rate);
+    write_mono(dir / ("noisy" + tag + ".wav"), noisy, rate);
+    EvaluationOptions opt;
+    opt.methods = {"noisy", "gate", "oracle"};
+    Evaluator ev(opt);
+    const FileScores f = ev.evaluate_pair(dir / ("noisy" + tag + ".wav"), dir / ("clean" + tag + ".wav"));
+    EXPECT_GT(f.methods[2].si_sdr_db, f.methods[1].si_sdr_db + 3) << rate;  // above the gate
+    EXPECT_GT(f.methods[2].si_sdr_db, f.methods[0].si_sdr_db + 10) << rate;
+    EXPECT_GT(f.methods[2].stoi, f.methods[0].stoi) << rate;
+    EXPECT_EQ(f.methods[2].delay_samples, 0);
+    EXPECT_EQ(f.methods[2].rtf, 0);
+    // Nothing to remove: the mask is 1 wherever there is signal and the output is the input.
+    const FileScores same =
+        ev.evaluate_pair(dir / ("clean" + tag + ".wav"), dir / ("clean" + tag + ".wav"));
+    EXPECT_GT(same.methods[2].si_sdr_db, 60) << rate;
+  }
+}
+
 TEST(Evaluator, BadPairsThrowWithReasons) {
   TempDir dir;
   const auto clean = test::voiced_bursts(32000, 16000);

@@ -14,6 +14,9 @@
 // constant delay against the clean reference is estimated by cross-correlation within
 // +-max_delay_ms, compensated (shift and zero-fill) and reported, then SI-SDR, SNR, segmental
 // SNR, STOI and ESTOI are computed (denoise/metrics.h). "noisy" is the unprocessed input.
+// "oracle" is not a denoiser but a ceiling: the noisy spectrum times the ideal ratio mask
+// sqrt(S^2 / (S^2 + N^2)), computed from the clean reference on the model's kind of STFT (20 ms
+// sqrt-Hann, 10 ms hops) -- about the best any method that scales the noisy STFT's bins can do.
 // A pair that cannot be scored for every method is skipped as a whole, so that every method's
 // mean is over the same files.
 #pragma once
@@ -28,7 +31,8 @@
 namespace denoise {
 
 struct EvaluationOptions {
-  // "noisy" (the input, unprocessed) and any name make_denoiser knows.
+  // "noisy" (the input, unprocessed), "oracle" (the ideal ratio mask, a ceiling) and any name
+  // make_denoiser knows.
   std::vector<std::string> methods = {"noisy", "subtract", "gate", "gate-nonstationary"};
   MethodOptions method_options;  // model_path for "unet"
   double max_delay_ms = 50;      // delay search range, either side
