@@ -12,6 +12,7 @@
 #include <iostream>
 #include <string>
 
+#include "denoise/checkpoint.h"
 #include "denoise/error.h"
 #include "denoise/figures.h"
 #include "denoise/trainer.h"
@@ -71,6 +72,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--resume", opt.resume,
                "Continue from the resume state beside --out (weights, optimizer, step)");
+  app.add_option("--init", opt.init_path,
+                 "Start from this model's weights (fine-tuning, e.g. on your own recordings): "
+                 "its front end and network, a fresh optimizer and schedule; --config may change "
+                 "only what keeps the weights' shapes (e.g. model.causal)")
+      ->check(CLI::ExistingFile);
   app.add_option("--crop-seconds", opt.data.crop_seconds, "Length of training examples, s")
       ->capture_default_str();
   app.add_option("--val-fraction", opt.data.val_fraction,
@@ -88,7 +94,26 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_flag("-q,--quiet", quiet, "No progress bar or notices, only errors and the summary");
 
-  // A config file sets defaults that command-line flags then override: apply it before parsing.
+  // --init's front end and network come first, a config file's settings over them, and flags
+  // given on the command line over both: apply them before parsing.
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    std::string path;
+    if (a == "--init" && i + 1 < argc)
+      path = argv[i + 1];
+    else if (a.rfind("--init=", 0) == 0)
+      path = a.substr(7);
+    else
+      continue;
+    try {
+      const denoise::ModelMetadata init = denoise::read_checkpoint_metadata(path);
+      opt.front_end = init.front_end;
+      opt.model = init.model;
+    } catch (const denoise::Error& e) {
+      std::fprintf(stderr, "train: %s\n", e.what());
+      return 1;
+    }
+  }
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     std::string path;

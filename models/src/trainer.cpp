@@ -359,6 +359,28 @@ TrainResult train(const TrainOptions& options_in,
     state.reset();
   }
 
+  if (!options.init_path.empty()) {
+    if (step > 0) {
+      message("resuming at step " + std::to_string(step) + ": --init " + options.init_path +
+              " is not used");
+    } else {
+      const auto init = load_checkpoint(options.init_path);  // the Error names the file
+      torch::NoGradGuard no_grad;
+      auto copy = [&](auto&& to, auto&& from) {
+        for (auto& t : to) {
+          const torch::Tensor* source = from.find(t.key());
+          if (!source || source->sizes() != t.value().sizes())
+            throw Error(options.init_path + ": its weights do not fit the network being trained "
+                        "(tensor '" + t.key() + "'); change only what keeps the shapes");
+          t.value().copy_(*source);
+        }
+      };
+      copy(net->named_parameters(), init->net->named_parameters());
+      copy(net->named_buffers(), init->net->named_buffers());
+      message("starting from the weights of " + options.init_path);
+    }
+  }
+
   const int64_t crop = data.crop_samples();
   const double seconds_per_step =
       static_cast<double>(options.batch_size * crop) / options.front_end.sample_rate_hz;
@@ -434,6 +456,7 @@ TrainResult train(const TrainOptions& options_in,
                      {"device", options.device},
                      {"loss", options.loss},
                      {"mix", options.data.mix}};
+    if (!options.init_path.empty()) meta.training["init"] = options.init_path;
     meta.validation = to_json_result(v);
     meta.validation["step"] = step;
     meta.validation["examples"] = val_count;

@@ -477,5 +477,32 @@ check_count "folder with unet: one error line, naming the broken file" 1 "$LOG/e
 check_stderr_has "folder with unet: summary" "3 files denoised, 1 failed"
 check_count "folder with unet: 3 files reported as unet" 3 "$LOG/out" "unet)"
 
+# ---------------------------------------------------------------- 12. --init (fine-tuning)
+# Same data, seed and options as c7/small.dnz: the run's step-0 validation scores the weights it
+# started from, so it must give the loss c7/small.dnz was saved with. No --config: the network
+# (channels [8, 16]) comes from the model file.
+mkdir c12
+run_train --data ds --steps 2 --crop-seconds 0.5 --threads 2 --val-every 2 --batch 2 --init c7/small.dnz -o c12/ft.dnz
+check_rc "--init: exit code" zero
+check_stderr_has "--init: says where it starts" "starting from the weights of c7/small.dnz"
+check_eq "--init: channels from the model file" "[8,16]" "$(meta c12/ft.dnz model.channels)"
+check_eq "--init: recorded in the metadata" "\"c7/small.dnz\"" "$(meta c12/ft.dnz training.init)"
+start_loss=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])][0]["loss"])' c12/ft.log.jsonl 2>/dev/null)
+check_awk "--init: step-0 validation loss is the loaded model's (within 1e-4 relative)" \
+  'a != "" && b != "" && (a - b) * (a - b) <= 1e-8 * b * b' "$start_loss" "$(meta c7/small.dnz validation.loss)"
+run_train --data ds --steps 2 --crop-seconds 0.5 --threads 2 --val-every 2 --batch 2 -o c12/fresh.dnz
+fresh_loss=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])][0]["loss"])' c12/fresh.log.jsonl 2>/dev/null)
+check_awk "--init: a fresh start scores differently (the check above can fail)" \
+  'a != "" && b != "" && (a - b) * (a - b) > 1e-6 * b * b' "$fresh_loss" "$start_loss"
+echo '{"model": {"channels": [8, 8]}}' >c12/wider.json
+run_train --data ds --steps 2 "${FAST[@]}" --init c7/small.dnz --config c12/wider.json -q -o c12/wider.dnz
+check_rc "--init with other shapes: exit code 1" 1
+check_one_error_line "--init with other shapes: one line naming the model" c7/small.dnz 'do not fit'
+check_no_file "--init with other shapes: no model" c12/wider.dnz
+run_train --data ds --steps 2 "${FAST[@]}" --init c12/wider.json -q -o c12/bad.dnz
+check_rc "--init on a file that is not a model: exit code 1" 1
+check_one_error_line "--init on a file that is not a model: one line naming it" c12/wider.json '.'
+check_no_file "--init on a file that is not a model: no model" c12/bad.dnz
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -44,6 +44,11 @@ struct TrainOptions {
   int threads = 0;             // LibTorch intra-op threads; 0: all cores
   int loader_workers = 2;
   bool resume = false;
+  // A model file whose weights the run starts from (fine-tuning) instead of random ones, with a
+  // fresh optimizer and schedule. Its front end and model options must already be in `front_end`
+  // and `model` (train's --init puts them there before --config); every tensor must match in
+  // name and shape. A resume state, when there is one, takes precedence.
+  std::string init_path;
   int64_t val_every_steps = 0;       // 0: once per epoch
   // > 0: this run ends at that step (resume state saved), the schedule still planned for the
   // whole run; a later --resume continues it (training in sessions, or in stages whose data
