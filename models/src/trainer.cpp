@@ -327,6 +327,7 @@ TrainResult train(const TrainOptions& options_in,
   int64_t step = 0;
   ValidationResult best;
   bool have_best = false;
+  bool validation_changed = false;  // resumed with other validation data: no stored figure fits
   if (state) {
     try {
       torch::serialize::InputArchive net_archive, optimizer_archive;
@@ -348,6 +349,7 @@ TrainResult train(const TrainOptions& options_in,
       const bool known = state->try_read("validation_data", stored_data);
       if (have_best && (!known || stored_data.toStringRef() != validation_data_key(options))) {
         have_best = false;
+        validation_changed = true;
         message("validation data differ from the resumed run's (data or mixing options changed): "
                 "the best model is chosen afresh from here on");
       }
@@ -477,6 +479,13 @@ TrainResult train(const TrainOptions& options_in,
     log_validation(result.first, std::nan(""), false);
     message(format("step 0: validation loss %.4f, SI-SDR %.2f dB (noisy %.2f dB)",
                    result.first.loss, result.first.si_sdr_db, result.first.si_sdr_noisy_db));
+  } else if (validation_changed) {
+    // Not logged (the step's line from before the change is in the log); only for the summary's
+    // "before" figure, which the stored best no longer gives.
+    result.first = validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size);
+    message(format("step %.0f on the changed validation data: loss %.4f, SI-SDR %.2f dB (noisy %.2f dB)",
+                   static_cast<double>(step), result.first.loss, result.first.si_sdr_db,
+                   result.first.si_sdr_noisy_db));
   } else {
     result.first = best;
   }

@@ -290,6 +290,7 @@ run_train --data ds --steps 6 "${FAST[@]}" --val-every 2 -o c4/s.dnz --resume --
 check_rc "--stop-at, then --resume: exit code" zero
 check_eq "--stop-at, then --resume: log continues to 6" "0 2 4 6" "$(log_steps c4/s.log.jsonl)"
 check_stderr_has "--resume with other mixing: best chosen afresh" "best model is chosen afresh"
+check_stderr_has "--resume with other mixing: validates on the new data at step 4" "step 4 on the changed validation data"
 check_eq "--resume with other mixing: step 6 is the best of its stage" true \
   "$(tail -1 c4/s.log.jsonl | /usr/bin/python3 -c 'import json,sys; print(str(json.load(sys.stdin)["best"]).lower())')"
 
