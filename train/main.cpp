@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "denoise/checkpoint.h"
 #include "denoise/error.h"
@@ -26,6 +27,19 @@ void on_interrupt(int) {
   g_stop.store(true);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
+}
+
+// The values given to `flag` on the command line ("--flag V" or "--flag=V"), in order.
+std::vector<std::string> values_of(int argc, char** argv, const std::string& flag) {
+  std::vector<std::string> out;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == flag && i + 1 < argc)
+      out.push_back(argv[i + 1]);
+    else if (a.rfind(flag + "=", 0) == 0)
+      out.push_back(a.substr(flag.size() + 1));
+  }
+  return out;
 }
 
 }  // namespace
@@ -96,39 +110,17 @@ int main(int argc, char** argv) {
 
   // --init's front end and network come first, a config file's settings over them, and flags
   // given on the command line over both: apply them before parsing.
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    std::string path;
-    if (a == "--init" && i + 1 < argc)
-      path = argv[i + 1];
-    else if (a.rfind("--init=", 0) == 0)
-      path = a.substr(7);
-    else
-      continue;
-    try {
+  try {
+    for (const auto& path : values_of(argc, argv, "--init")) {
       const denoise::ModelMetadata init = denoise::read_checkpoint_metadata(path);
       opt.front_end = init.front_end;
       opt.model = init.model;
-    } catch (const denoise::Error& e) {
-      std::fprintf(stderr, "train: %s\n", e.what());
-      return 1;
     }
-  }
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    std::string path;
-    if (a == "--config" && i + 1 < argc)
-      path = argv[i + 1];
-    else if (a.rfind("--config=", 0) == 0)
-      path = a.substr(9);
-    else
-      continue;
-    try {
+    for (const auto& path : values_of(argc, argv, "--config"))
       denoise::apply_config_file(path, opt);
-    } catch (const denoise::Error& e) {
-      std::fprintf(stderr, "train: %s\n", e.what());
-      return 1;
-    }
+  } catch (const denoise::Error& e) {
+    std::fprintf(stderr, "train: %s\n", e.what());
+    return 1;
   }
   try {
     app.parse(argc, argv);
