@@ -610,7 +610,8 @@ TEST(DatasetSample, BabbleIsOtherSpeechAtTheSnrAndFallsBackWithOneFile) {
   DataOptions o = speech_options(tmp / "speech");
   std::vector<float> tone(48000);
   for (size_t k = 0; k < tone.size(); ++k)
-    tone[k] = static_cast<float>(0.1 * std::sin(2 * M_PI * 5000.0 * static_cast<double>(k) / 16000));
+    tone[k] =
+        static_cast<float>(0.1 * std::sin(2 * M_PI * 5000.0 * static_cast<double>(k) / 16000));
   write_wav(tmp / "noise" / "tone.wav", tone, 16000);
   o.noise_dirs = {(tmp / "noise").string()};
   o.val_fraction = 0;

@@ -142,7 +142,8 @@ TEST(Evaluator, OracleIsTheIdealRatioMaskCeilingAtAnyRate) {
     EvaluationOptions opt;
     opt.methods = {"noisy", "gate", "oracle"};
     Evaluator ev(opt);
-    const FileScores f = ev.evaluate_pair(dir / ("noisy" + tag + ".wav"), dir / ("clean" + tag + ".wav"));
+    const FileScores f =
+        ev.evaluate_pair(dir / ("noisy" + tag + ".wav"), dir / ("clean" + tag + ".wav"));
     EXPECT_GT(f.methods[2].si_sdr_db, f.methods[1].si_sdr_db + 3) << rate;  // above the gate
     EXPECT_GT(f.methods[2].si_sdr_db, f.methods[0].si_sdr_db + 10) << rate;
     EXPECT_GT(f.methods[2].stoi, f.methods[0].stoi) << rate;

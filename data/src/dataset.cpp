@@ -315,16 +315,17 @@ struct TrainingData::Impl {
                   std::vector<float>& out) const {
     const MixOptions& mix = options.mix;
     if (pool.clean.size() < 2) return false;
-    const int talkers = mix.babble_min_talkers +
-                        static_cast<int>(detail::uniform_index(
-                            rng, mix.babble_max_talkers - mix.babble_min_talkers + 1));
+    const int talkers =
+        mix.babble_min_talkers + static_cast<int>(detail::uniform_index(
+                                     rng, mix.babble_max_talkers - mix.babble_min_talkers + 1));
     out.assign(n, 0.f);
     int voiced = 0;
     for (int t = 0; t < talkers; ++t) {
       Crop talker;
       if (!crop_clean(pool.clean[pick_weighted(pool.clean_cumulative, rng)], n, rng, talker))
         continue;
-      const double level = detail::rms(talker.clean.data() + talker.begin, talker.end - talker.begin);
+      const double level =
+          detail::rms(talker.clean.data() + talker.begin, talker.end - talker.begin);
       const double gain_db = detail::uniform(rng, -3, 3);
       if (!(level > kSilentRms)) continue;
       const auto g = static_cast<float>(db_to_gain(gain_db) / level);
@@ -576,12 +577,24 @@ Example TrainingData::sample(std::mt19937_64& rng) const {
 
 namespace {
 
-constexpr const char* kMixKeys[] = {
-    "snr_min_db",      "snr_max_db", "level_min_dbfs",   "level_max_dbfs",
-    "generated_noise_share", "identity_share", "reverb_share", "rt60_min_s",
-    "rt60_max_s",      "bandlimit_share", "bandlimit_min_hz", "bandlimit_max_hz",
-    "rumble_share",    "rumble_min_hz",   "rumble_max_hz",    "babble_share",
-    "babble_min_talkers", "babble_max_talkers"};
+constexpr const char* kMixKeys[] = {"snr_min_db",
+                                    "snr_max_db",
+                                    "level_min_dbfs",
+                                    "level_max_dbfs",
+                                    "generated_noise_share",
+                                    "identity_share",
+                                    "reverb_share",
+                                    "rt60_min_s",
+                                    "rt60_max_s",
+                                    "bandlimit_share",
+                                    "bandlimit_min_hz",
+                                    "bandlimit_max_hz",
+                                    "rumble_share",
+                                    "rumble_min_hz",
+                                    "rumble_max_hz",
+                                    "babble_share",
+                                    "babble_min_talkers",
+                                    "babble_max_talkers"};
 
 }  // namespace
 
@@ -638,8 +651,9 @@ void from_json(const nlohmann::json& j, MixOptions& o) {
   r.rumble_min_hz = get("rumble_min_hz");
   r.rumble_max_hz = get("rumble_max_hz");
   r.babble_share = get("babble_share");
-  for (const auto& [key, field] : {std::pair<const char*, int*>{"babble_min_talkers", &r.babble_min_talkers},
-                                   {"babble_max_talkers", &r.babble_max_talkers}}) {
+  for (const auto& [key, field] :
+       {std::pair<const char*, int*>{"babble_min_talkers", &r.babble_min_talkers},
+        {"babble_max_talkers", &r.babble_max_talkers}}) {
     const double v = get(key);
     if (v != std::floor(v) || std::abs(v) > 1e6)
       throw Error(std::string("MixOptions: key '") + key + "' must be a whole number");

@@ -372,8 +372,10 @@ TrainResult train(const TrainOptions& options_in,
         for (auto& t : to) {
           const torch::Tensor* source = from.find(t.key());
           if (!source || source->sizes() != t.value().sizes())
-            throw Error(options.init_path + ": its weights do not fit the network being trained "
-                        "(tensor '" + t.key() + "'); change only what keeps the shapes");
+            throw Error(options.init_path +
+                        ": its weights do not fit the network being trained "
+                        "(tensor '" +
+                        t.key() + "'); change only what keeps the shapes");
           t.value().copy_(*source);
         }
       };
@@ -483,9 +485,10 @@ TrainResult train(const TrainOptions& options_in,
     // Not logged (the step's line from before the change is in the log); only for the summary's
     // "before" figure, which the stored best no longer gives.
     result.first = validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size);
-    message(format("step %.0f on the changed validation data: loss %.4f, SI-SDR %.2f dB (noisy %.2f dB)",
-                   static_cast<double>(step), result.first.loss, result.first.si_sdr_db,
-                   result.first.si_sdr_noisy_db));
+    message(format(
+        "step %.0f on the changed validation data: loss %.4f, SI-SDR %.2f dB (noisy %.2f dB)",
+        static_cast<double>(step), result.first.loss, result.first.si_sdr_db,
+        result.first.si_sdr_noisy_db));
   } else {
     result.first = best;
   }
