@@ -311,15 +311,6 @@ TrainResult train(const TrainOptions& options_in,
   }
 
   torch::manual_seed(options.data.seed);
-  DataOptions data_options = options.data;
-  data_options.sample_rate_hz = options.front_end.sample_rate_hz;
-  TrainingData data(data_options);
-  const DataSummary& summary = data.summary();
-  for (const auto& w : summary.warnings) message("warning: " + w);
-  message(format("data: %.0f s of training speech, %.0f validation examples of %.1f s",
-                 summary.train_seconds, static_cast<double>(data.validation().size()),
-                 data_options.val_crop_seconds));
-
   const TensorFrontEnd fe(options.front_end);
   UNet net(options.model, options.front_end.n_bins());
   net->to(device);
@@ -384,6 +375,17 @@ TrainResult train(const TrainOptions& options_in,
       message("starting from the weights of " + options.init_path);
     }
   }
+
+  // The data after the network, so that weights that do not fit are refused before a long scan
+  // (the data library draws nothing from LibTorch's generator: the initial weights are the same).
+  DataOptions data_options = options.data;
+  data_options.sample_rate_hz = options.front_end.sample_rate_hz;
+  TrainingData data(data_options);
+  const DataSummary& summary = data.summary();
+  for (const auto& w : summary.warnings) message("warning: " + w);
+  message(format("data: %.0f s of training speech, %.0f validation examples of %.1f s",
+                 summary.train_seconds, static_cast<double>(data.validation().size()),
+                 data_options.val_crop_seconds));
 
   const int64_t crop = data.crop_samples();
   const double seconds_per_step =

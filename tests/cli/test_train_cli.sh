@@ -500,6 +500,9 @@ run_train --data ds --steps 2 "${FAST[@]}" --init c7/small.dnz --config c12/wide
 check_rc "--init with other shapes: exit code 1" 1
 check_one_error_line "--init with other shapes: one line naming the model" c7/small.dnz 'do not fit'
 check_no_file "--init with other shapes: no model" c12/wider.dnz
+mkdir c12/empty
+run_train --data c12/empty --steps 2 "${FAST[@]}" --init c7/small.dnz --config c12/wider.json -q -o c12/wider.dnz
+check_one_error_line "--init with other shapes: refused before the data are read" c7/small.dnz 'do not fit'
 run_train --data ds --steps 2 "${FAST[@]}" --init c12/wider.json -q -o c12/bad.dnz
 check_rc "--init on a file that is not a model: exit code 1" 1
 check_one_error_line "--init on a file that is not a model: one line naming it" c12/wider.json '.'
