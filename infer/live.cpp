@@ -54,10 +54,14 @@ size_t SpscRing::write_available() const {
                            read_index_.load(std::memory_order_acquire));
 }
 
-SpscRing::Regions SpscRing::write_regions(size_t n) {
-  const size_t start = write_index_.load(std::memory_order_relaxed) & mask_;
+SpscRing::Regions SpscRing::regions_at(size_t index, size_t n) {
+  const size_t start = index & mask_;
   const size_t first = std::min(n, buffer_.size() - start);
   return {buffer_.data() + start, first, buffer_.data(), n - first};
+}
+
+SpscRing::Regions SpscRing::write_regions(size_t n) {
+  return regions_at(write_index_.load(std::memory_order_relaxed), n);
 }
 
 void SpscRing::commit_write(size_t n) {
@@ -79,9 +83,7 @@ size_t SpscRing::read_available() const {
 }
 
 SpscRing::Regions SpscRing::read_regions(size_t n) {
-  const size_t start = read_index_.load(std::memory_order_relaxed) & mask_;
-  const size_t first = std::min(n, buffer_.size() - start);
-  return {buffer_.data() + start, first, buffer_.data(), n - first};
+  return regions_at(read_index_.load(std::memory_order_relaxed), n);
 }
 
 void SpscRing::commit_read(size_t n) {

@@ -82,6 +82,8 @@ class SpscRing {
   size_t skip(size_t n);
 
  private:
+  // The two contiguous regions of `n` slots from position `index` (wrapping at the end).
+  Regions regions_at(size_t index, size_t n);
   std::vector<float> buffer_;
   size_t mask_;
   alignas(64) std::atomic<size_t> write_index_{0};  // written by the producer only
