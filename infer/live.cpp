@@ -263,17 +263,7 @@ class Recorder {
     SF_INFO info{};
     info.samplerate = sample_rate_hz;
     info.channels = 1;
-    int subtype = SF_FORMAT_FLOAT;
-    if (bits == "8")
-      subtype = SF_FORMAT_PCM_U8;
-    else if (bits == "16")
-      subtype = SF_FORMAT_PCM_16;
-    else if (bits == "24")
-      subtype = SF_FORMAT_PCM_24;
-    else if (bits == "32")
-      subtype = SF_FORMAT_PCM_32;
-    else if (bits == "f64")
-      subtype = SF_FORMAT_DOUBLE;
+    const int subtype = bits.empty() ? SF_FORMAT_FLOAT : sndfile_subtype(bits, SF_FORMAT_RF64);
     info.format = SF_FORMAT_RF64 | subtype;
     file_ = sf_open(path.c_str(), SFM_WRITE, &info);
     if (!file_)

@@ -38,6 +38,18 @@ constexpr ExtensionFormat kExtensions[] = {
 
 }  // namespace
 
+int sndfile_subtype(const std::string& bits, int major_format) {
+  if (bits == "8")
+    return major_format == SF_FORMAT_WAV || major_format == SF_FORMAT_RF64 ? SF_FORMAT_PCM_U8
+                                                                            : SF_FORMAT_PCM_S8;
+  if (bits == "16") return SF_FORMAT_PCM_16;
+  if (bits == "24") return SF_FORMAT_PCM_24;
+  if (bits == "32") return SF_FORMAT_PCM_32;
+  if (bits == "f32") return SF_FORMAT_FLOAT;
+  if (bits == "f64") return SF_FORMAT_DOUBLE;
+  throw Error("--bits must be 8, 16, 24, 32, f32 or f64, got '" + bits + "'");
+}
+
 int major_format_for_extension(const std::string& extension) {
   const std::string e = lower(extension);
   for (const auto& f : kExtensions)

@@ -191,20 +191,7 @@ int output_format(const AudioInfo& in, const std::string& out_path, const std::s
   if (!bits.empty()) {
     if (major == SF_FORMAT_OGG || major == SF_FORMAT_MPEG)
       throw Error(out_path + ": --bits does not apply to a lossy format");
-    if (bits == "8")
-      sub = major == SF_FORMAT_WAV ? SF_FORMAT_PCM_U8 : SF_FORMAT_PCM_S8;
-    else if (bits == "16")
-      sub = SF_FORMAT_PCM_16;
-    else if (bits == "24")
-      sub = SF_FORMAT_PCM_24;
-    else if (bits == "32")
-      sub = SF_FORMAT_PCM_32;
-    else if (bits == "f32")
-      sub = SF_FORMAT_FLOAT;
-    else if (bits == "f64")
-      sub = SF_FORMAT_DOUBLE;
-    else
-      throw Error("--bits must be 8, 16, 24, 32, f32 or f64, got '" + bits + "'");
+    sub = sndfile_subtype(bits, major);
   }
   SF_INFO check{};
   check.samplerate = in.sample_rate_hz;

@@ -87,6 +87,10 @@ void write_audio(const std::string& path, const Audio& audio, int sf_format = 0)
 
 // libsndfile major format for a file extension (".wav" -> SF_FORMAT_WAV); 0 if unknown.
 int major_format_for_extension(const std::string& extension);
+// libsndfile subtype for a sample format given as "8", "16", "24", "32" (PCM), "f32" or "f64"
+// (float) in a file of `major_format`: 8-bit is unsigned in WAV and RF64, signed elsewhere. Throws
+// denoise::Error for another value.
+int sndfile_subtype(const std::string& bits, int major_format);
 // True for extensions libsndfile can decode; used to pick audio files in folders.
 bool is_audio_extension(const std::string& extension);
 
