@@ -9,6 +9,7 @@
 
 #include "denoise/audio_io.h"
 #include "denoise/error.h"
+#include "denoise/json_strict.h"
 #include "denoise/resample.h"
 #include "random_util.h"
 #include "sources.h"
@@ -575,29 +576,6 @@ Example TrainingData::sample(std::mt19937_64& rng) const {
 // ---------------------------------------------------------------------------------------------
 // JSON
 
-namespace {
-
-constexpr const char* kMixKeys[] = {"snr_min_db",
-                                    "snr_max_db",
-                                    "level_min_dbfs",
-                                    "level_max_dbfs",
-                                    "generated_noise_share",
-                                    "identity_share",
-                                    "reverb_share",
-                                    "rt60_min_s",
-                                    "rt60_max_s",
-                                    "bandlimit_share",
-                                    "bandlimit_min_hz",
-                                    "bandlimit_max_hz",
-                                    "rumble_share",
-                                    "rumble_min_hz",
-                                    "rumble_max_hz",
-                                    "babble_share",
-                                    "babble_min_talkers",
-                                    "babble_max_talkers"};
-
-}  // namespace
-
 void to_json(nlohmann::json& j, const MixOptions& o) {
   j = nlohmann::json{{"snr_min_db", o.snr_min_db},
                      {"snr_max_db", o.snr_max_db},
@@ -620,14 +598,8 @@ void to_json(nlohmann::json& j, const MixOptions& o) {
 }
 
 void from_json(const nlohmann::json& j, MixOptions& o) {
-  if (!j.is_object())
-    throw Error("MixOptions: expected a JSON object, got " + std::string(j.type_name()));
-  for (const auto& [key, value] : j.items()) {
-    if (std::find(std::begin(kMixKeys), std::end(kMixKeys), key) == std::end(kMixKeys))
-      throw Error("MixOptions: unknown key '" + key + "'");
-  }
+  require_same_keys(j, MixOptions{}, "MixOptions");
   auto get = [&](const char* key) {
-    if (!j.contains(key)) throw Error(std::string("MixOptions: missing key '") + key + "'");
     const auto& v = j.at(key);
     if (!v.is_number())
       throw Error(std::string("MixOptions: key '") + key + "' must be a number, got " +
