@@ -267,8 +267,10 @@ if min_reduction != "-":
 # (start-up, jitter-buffer priming), every 50 ms block that is not silence must equal out.wav
 # (within 1e-4) at some playback delay up to 0.5 s, on every channel. Block by block, because an
 # underflow on a busy machine (silence, then the buffer refilled at a new delay) shifts what
-# follows: how often that happens depends on machine speed, what is played must not. At least
-# 95 % of the non-silent blocks must match, and at least half of the blocks must be non-silent.
+# follows: how often that happens depends on machine speed, what is played must not. The delays
+# come from the blocks (and from 10 ms pieces of a block that matches at none); 99 % of the
+# non-silent samples must equal out.wav at one of them (at most 5), and at least half of the
+# samples must be non-silent.
 try:
     p = np.fromfile(played_path, dtype="<f4").astype(np.float64).reshape(-1, 2)
     channels_differ = np.max(np.abs(p[:, 0] - p[:, 1]))
@@ -276,9 +278,15 @@ try:
     B, reach = rate // 20, rate // 2
     blocks = voiced = matched = 0
     lags = []
-    def equal_at(q, s0, d):  # the block equals out.wav d samples earlier
-        o = out[s0 - d: s0 - d + B] if 0 <= d <= s0 else np.zeros(0)
-        return len(o) == B and np.max(np.abs(q - np.clip(o, -1, 1))) <= 1e-4
+    def equal_at(q, s0, d):  # q (played from s0 on) equals out.wav d samples earlier
+        o = out[s0 - d: s0 - d + len(q)] if 0 <= d <= s0 else np.zeros(0)
+        return len(o) == len(q) and np.max(np.abs(q - np.clip(o, -1, 1))) <= 1e-4
+    def peaks(q, s0):  # delays at the strongest correlation peaks of q with out.wav
+        seg = out[max(0, s0 - reach): s0 + len(q)]
+        size = 1 << int(np.ceil(np.log2(2 * len(seg))))
+        c = np.fft.irfft(np.conj(np.fft.rfft(q, size)) * np.fft.rfft(seg, size), size)
+        c = c[: len(seg) - len(q) + 1]
+        return [s0 - (max(0, s0 - reach) + k) for k in np.argsort(c)[::-1][:20]]
     whole = -best_lag(p, out, -reach, 0)  # the usual delay, when nothing underflowed
     for s0 in range(rate // 2, len(p) - B + 1, B):
         blocks += 1
@@ -288,17 +296,22 @@ try:
         voiced += 1
         tried = [whole] + lags[-1:]
         if not any(equal_at(q, s0, d) for d in tried):
-            # The delay changed (an underflow): the strongest correlation peaks are candidates.
-            seg = out[max(0, s0 - reach): s0 + B]
-            size = 1 << int(np.ceil(np.log2(2 * len(seg))))
-            c = np.fft.irfft(np.conj(np.fft.rfft(q, size)) * np.fft.rfft(seg, size), size)
-            c = c[: len(seg) - B + 1]
-            tried = [s0 - (max(0, s0 - reach) + k) for k in np.argsort(c)[::-1][:20]]
+            tried = peaks(q, s0)  # the delay changed (an underflow)
         for d in tried:
             if equal_at(q, s0, d):
                 matched += 1
                 lags.append(d)
                 break
+        else:
+            # Two changes within one block leave a delay that no whole block shows: look for
+            # it in 10 ms pieces.
+            P = B // 5
+            for s1 in range(s0, s0 + B - P + 1, P):
+                q1 = p[s1: s1 + P]
+                if np.any(q1):
+                    d = next((d for d in [whole] + lags[-2:] + peaks(q1, s1) if equal_at(q1, s1, d)), None)
+                    if d is not None:
+                        lags.append(d)
     # Then sample by sample: each non-silent played sample must equal out.wav at one of the
     # delays the blocks found (a block that straddles a change of delay matches at none as a
     # whole, but each of its samples does at one of the two).
