@@ -53,21 +53,41 @@ void check_common(const GateOptions& o) {
 
 namespace {
 
-// One frame's frequency smoothing: triangle = box(nb+1) * box(nb+1), done with prefix sums; zeros
-// outside [0, bins). prefix: bins + 1 values, box: bins + nb, prefix2: bins + nb + 1 (scratch).
-void smooth_row_triangular(float* row, int bins, int nb, double* prefix, double* box,
-                           double* prefix2) {
+// Frequency smoothing of kRows frames at once: triangle = box(nb+1) * box(nb+1), done with
+// prefix sums; zeros outside [0, bins). Each row's sums are the same double-precision sums in the
+// same order as one row alone would have; the rows are interleaved (bin-major, kRows values per
+// bin) only so that their independent running sums overlap in the CPU instead of each waiting on
+// its own previous addition. prefix: (bins + 1) * kRows values, box: (bins + nb) * kRows,
+// prefix2: (bins + nb + 1) * kRows (scratch).
+template <int kRows>
+void smooth_rows_triangular(float* const* rows, int bins, int nb, double* prefix, double* box,
+                            double* prefix2) {
   const double norm = 1.0 / ((nb + 1.0) * (nb + 1.0));
-  prefix[0] = 0;
-  for (int f = 0; f < bins; ++f) prefix[f + 1] = prefix[f] + row[f];
+  for (int r = 0; r < kRows; ++r) prefix[r] = 0;
+  for (int f = 0; f < bins; ++f)
+    for (int r = 0; r < kRows; ++r)
+      prefix[(f + 1) * kRows + r] = prefix[f * kRows + r] + rows[r][f];
   // box[i] = sum_{j=0..nb} x[i-j] for i in [0, bins + nb)
+  for (int i = 0; i < bins + nb; ++i) {
+    const double* hi = prefix + std::min(i + 1, bins) * kRows;
+    const double* lo = prefix + std::max(0, i - nb) * kRows;
+    for (int r = 0; r < kRows; ++r) box[i * kRows + r] = hi[r] - lo[r];
+  }
+  for (int r = 0; r < kRows; ++r) prefix2[r] = 0;
   for (int i = 0; i < bins + nb; ++i)
-    box[i] = prefix[std::min(i + 1, bins)] - prefix[std::max(0, i - nb)];
-  prefix2[0] = 0;
-  for (int i = 0; i < bins + nb; ++i) prefix2[i + 1] = prefix2[i] + box[i];
+    for (int r = 0; r < kRows; ++r)
+      prefix2[(i + 1) * kRows + r] = prefix2[i * kRows + r] + box[i * kRows + r];
   // out[f] = sum_{j=0..nb} box[f+j]
   for (int f = 0; f < bins; ++f)
-    row[f] = static_cast<float>((prefix2[f + nb + 1] - prefix2[f]) * norm);
+    for (int r = 0; r < kRows; ++r)
+      rows[r][f] =
+          static_cast<float>((prefix2[(f + nb + 1) * kRows + r] - prefix2[f * kRows + r]) * norm);
+}
+
+// One frame's frequency smoothing (the live path, a frame at a time).
+void smooth_row_triangular(float* row, int bins, int nb, double* prefix, double* box,
+                           double* prefix2) {
+  smooth_rows_triangular<1>(&row, bins, nb, prefix, box, prefix2);
 }
 
 }  // namespace
@@ -77,8 +97,17 @@ void smooth_mask_triangular(std::vector<float>& mask, int64_t frames, int bins, 
   if (half_bins <= 0 && half_frames <= 0) return;
   // Frequency: the triangle on each frame.
   if (half_bins > 0) {
-    std::vector<double> prefix(bins + 1), box(bins + half_bins + 1), prefix2(bins + half_bins + 2);
-    for (int64_t t = 0; t < frames; ++t)
+    constexpr int kRows = 4;
+    std::vector<double> prefix((bins + 1) * kRows), box((bins + half_bins + 1) * kRows),
+        prefix2((bins + half_bins + 2) * kRows);
+    int64_t t = 0;
+    for (; t + kRows <= frames; t += kRows) {
+      float* rows[kRows];
+      for (int r = 0; r < kRows; ++r) rows[r] = mask.data() + (t + r) * bins;
+      smooth_rows_triangular<kRows>(rows, bins, half_bins, prefix.data(), box.data(),
+                                    prefix2.data());
+    }
+    for (; t < frames; ++t)
       smooth_row_triangular(mask.data() + t * bins, bins, half_bins, prefix.data(), box.data(),
                             prefix2.data());
   }
@@ -133,11 +162,11 @@ void StationaryGate::set_noise(const std::vector<float>& noise) {
   std::vector<float> samples(n_fft), pw(bins), db(static_cast<size_t>(frames) * bins);
   std::vector<std::complex<float>> spectrum(bins);
   for (int64_t k = 0; k < frames; ++k) {
+    // Samples [start, start + n_fft) of the noise, zeros outside [0, n).
     const int64_t start = k * hop - half;
-    for (int64_t i = 0; i < n_fft; ++i) {
-      const int64_t j = start + i;
-      samples[i] = j >= 0 && j < n ? noise[j] : 0.f;
-    }
+    const int64_t lo = std::max<int64_t>(start, 0), hi = std::min<int64_t>(start + n_fft, n);
+    std::fill(samples.begin(), samples.end(), 0.f);
+    if (hi > lo) std::copy(noise.begin() + lo, noise.begin() + hi, samples.begin() + (lo - start));
     fe.analyze_frame(samples.data(), spectrum.data());
     for (int f = 0; f < bins; ++f) pw[f] = power(spectrum[f]);
     // 20 log10(|X| + eps) as 10 log10(max(|X|^2, eps^2)): equal wherever |X| >> eps, and exactly
