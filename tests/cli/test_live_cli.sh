@@ -23,8 +23,11 @@
 # reads raw frames in the format and channel count the application opened: float32, 2 channels
 # (infer opens min(device channels, 2) and mixes them to mono; the start-up line says so).
 #
-# Nothing here depends on machine speed except that the machine keeps up with real time (a few %
-# of one core); the tolerances below are stated where they are checked.
+# Nothing here depends on machine speed: a busy machine's device xruns (frames the virtual
+# microphone loses), underflows (silence played) and trims (playback skipped) are allowed for in
+# the checks, which then ask that every sample still be the input or the denoised output, in
+# order (live_compare.py, with its tolerances). A machine too busy to run the U-Net live makes
+# infer switch methods; that case runs twice before its file-pipeline checks are skipped.
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -199,183 +202,13 @@ check_awk "list-devices: nothing on stderr" 'a == 0' "$(wc -c <"$LOG/err")" 0
 # ---------------------------------------------------------------- 2. denoising, 16 and 48 kHz
 # compare RATE INPUT RAW OUT OFFLINE PLAYED DELAY THRESHOLD MIN-REDUCTION XRUNS: checks the
 # recordings and the played audio of the last run against the input and the file pipeline's
-# output (XRUNS: the device xruns infer counted); prints "name|ok|details" lines.
-compare() {
-  "$PY" - "$@" <<'EOF'
-import numpy as np, soundfile as sf, sys
-rate, inp, raw_path, out_path, offline_path, played_path, delay, threshold, min_reduction, \
-    xruns = sys.argv[1:11]
-rate, delay, threshold, xruns = int(rate), int(delay), float(threshold), int(xruns)
-x, _ = sf.read(inp, dtype="float64")
-raw, raw_rate = sf.read(raw_path, dtype="float64")
-out, out_rate = sf.read(out_path, dtype="float64")
-off, _ = sf.read(offline_path, dtype="float64")
-def report(name, good, details):
-    print("%s|%s|%s" % (name, "ok" if good else "FAIL", details))
-def best_lag(a, b, lo, hi):
-    """The lag in [lo, hi] maximising sum_i a[i] b[i + lag] (so b[i + lag] ~ a[i]), by FFT."""
-    size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    c = np.fft.irfft(np.conj(np.fft.rfft(a, size)) * np.fft.rfft(b, size), size)
-    lags = np.arange(lo, hi + 1)
-    return int(lags[np.argmax(c[lags % size])])
-def si_sdr(est, ref):
-    ref = ref - ref.mean(); est = est - est.mean()
-    t = np.dot(est, ref) / np.dot(ref, ref) * ref
-    return 10 * np.log10(np.dot(t, t) / max(np.dot(est - t, est - t), 1e-30))
-
-report("recordings at the device rate", raw_rate == rate and out_rate == rate,
-       "raw %d Hz, out %d Hz" % (raw_rate, out_rate))
-n = len(raw)
-report("3 s recorded", abs(n - 3 * rate) <= 1, "%d samples" % n)
-# The virtual microphone gives the input file's frames in order from the first, so the raw
-# recording must be the input's first len(raw) samples, to float32 precision (1e-6). (PortAudio
-# starts a full-duplex stream with a few callbacks of zeros flagged paInputUnderflow, which infer
-# leaves out.) A dropped, repeated, inserted or altered sample fails this.
-k = best_lag(x[:n], raw, 0, rate // 20)
-err = np.max(np.abs(raw - x[:n]))
-if xruns == 0:
-    report("raw recording equals the input", err <= 1e-6,
-           "max |diff| %.1e; best alignment at %d samples" % (err, k))
-else:
-    # A device xrun (the sound card's buffer overran on a busy machine) loses or repeats frames
-    # before infer sees them, as a real microphone would. Then the recording must still be the
-    # input in order: each 10 ms piece equal to the input (to float32 precision) at the position
-    # it had or at a new one, a piece across a jump sample by sample at the one before or after,
-    # and at most one jump per xrun. A sample altered or a jump the xruns do not explain fails.
-    P, reach = rate // 100, rate // 2
-    def same(s, d, m=P):
-        return 0 <= s + d and s + d + m <= len(x) and \
-            np.max(np.abs(raw[s: s + m] - x[s + d: s + d + m])) <= 1e-6
-    d, lags = 0, []  # lags: each piece's position in the input, None where none fits whole
-    for s in range(0, n - P + 1, P):
-        if not same(s, d):
-            lo = max(0, s + d - reach)
-            seg = x[lo: s + d + reach + P]
-            size = 1 << int(np.ceil(np.log2(2 * len(seg))))
-            c = np.fft.irfft(np.conj(np.fft.rfft(raw[s: s + P], size)) * np.fft.rfft(seg, size), size)
-            c = c[: max(1, len(seg) - P + 1)]
-            new = next((lo + j - s for j in np.argsort(c)[::-1][:20] if same(s, lo + j - s)), None)
-            if new is None:
-                lags.append(None)
-                continue
-            d = new
-        lags.append(d)
-    known = [v for v in lags if v is not None]
-    jumps = [v for u, v in zip(known, known[1:]) if v != u] + ([known[0]] if known and known[0] else [])
-    unexplained = 0
-    for i, v in enumerate(lags):
-        if v is None:
-            before = next((u for u in lags[i::-1] if u is not None), 0)
-            after = next((u for u in lags[i:] if u is not None), before)
-            s0 = i * P
-            unexplained += sum(not (same(s0 + t, before, 1) or same(s0 + t, after, 1)) for t in range(P))
-    report("raw recording is the input, less what %d device xrun(s) lost" % xruns,
-           bool(known) and unexplained == 0 and len(jumps) <= xruns,
-           "%d of %d pieces of 10 ms match whole, %d samples unexplained; positions jump to %s "
-           "samples (max |diff| %.1e without them)" % (len(known), len(lags), unexplained, jumps, err))
-
-# out.wav against the file pipeline run on raw.wav (the input the engine really had),
-# delayed by the delay infer printed: out[i + delay] = offline[i]. SI-SDR over all of it.
-m = min(len(out) - delay, len(off))
-live_part, off_part = out[delay: delay + m], off[:m]
-score = si_sdr(live_part, off_part)
-report("denoised recording matches the file pipeline (SI-SDR >= %.0f dB)" % threshold,
-       score >= threshold, "%.1f dB over %.2f s, delay %d samples" % (score, m / rate, delay))
-measured = best_lag(off_part, out, 0, rate // 20)
-report("measured delay equals the reported one", measured == delay,
-       "measured %d, reported %d samples" % (measured, delay))
-# Control: the undenoised input, aligned the same way, must score far below the threshold (so the
-# check above would catch an infer that recorded its input instead of denoising it).
-control = si_sdr(raw[:m], off_part)
-report("control: the undenoised input scores >= 10 dB below the threshold",
-       control < threshold - 10, "%.1f dB" % control)
-# Noise removed: in the quietest 20 % of 20 ms frames of the input (noise only), the output is at
-# least min_reduction dB lower (the causal 20 ms gate removes about 24 dB of this white noise; "-":
-# not checked).
-f = rate // 50
-frames = lambda s: s[: len(s) // f * f].reshape(-1, f)
-e_in = (frames(raw[:m]) ** 2).mean(axis=1)
-e_out = (frames(live_part) ** 2).mean(axis=1)
-quiet = np.argsort(e_in)[: max(1, len(e_in) // 5)]
-reduction = 10 * np.log10(e_in[quiet].sum() / max(e_out[quiet].sum(), 1e-30))
-if min_reduction != "-":
-    report("noise reduced by >= %s dB in the pauses" % min_reduction,
-           reduction >= float(min_reduction), "%.1f dB" % reduction)
-# What was played: the denoised output, later by the playback buffering. After the first 0.5 s
-# (start-up, jitter-buffer priming), every 50 ms block that is not silence must equal out.wav
-# (within 1e-4) at some playback delay up to 0.5 s, on every channel. Block by block, because an
-# underflow on a busy machine (silence, then the buffer refilled at a new delay) shifts what
-# follows: how often that happens depends on machine speed, what is played must not. The delays
-# come from the blocks (and from 10 ms pieces of a block that matches at none); 99 % of the
-# non-silent samples must equal out.wav at one of them (at most 5), and at least half of the
-# samples must be non-silent.
-try:
-    p = np.fromfile(played_path, dtype="<f4").astype(np.float64).reshape(-1, 2)
-    channels_differ = np.max(np.abs(p[:, 0] - p[:, 1]))
-    p = p[:, 0]
-    B, reach = rate // 20, rate // 2
-    blocks = voiced = matched = 0
-    lags = []
-    def equal_at(q, s0, d):  # q (played from s0 on) equals out.wav d samples earlier
-        o = out[s0 - d: s0 - d + len(q)] if 0 <= d <= s0 else np.zeros(0)
-        return len(o) == len(q) and np.max(np.abs(q - np.clip(o, -1, 1))) <= 1e-4
-    def peaks(q, s0):  # delays at the strongest correlation peaks of q with out.wav
-        seg = out[max(0, s0 - reach): s0 + len(q)]
-        size = 1 << int(np.ceil(np.log2(2 * len(seg))))
-        c = np.fft.irfft(np.conj(np.fft.rfft(q, size)) * np.fft.rfft(seg, size), size)
-        c = c[: len(seg) - len(q) + 1]
-        return [s0 - (max(0, s0 - reach) + k) for k in np.argsort(c)[::-1][:20]]
-    whole = -best_lag(p, out, -reach, 0)  # the usual delay, when nothing underflowed
-    for s0 in range(rate // 2, len(p) - B + 1, B):
-        blocks += 1
-        q = p[s0: s0 + B]
-        if not np.any(q):
-            continue
-        voiced += 1
-        tried = [whole] + lags[-1:]
-        if not any(equal_at(q, s0, d) for d in tried):
-            tried = peaks(q, s0)  # the delay changed (an underflow)
-        for d in tried:
-            if equal_at(q, s0, d):
-                matched += 1
-                lags.append(d)
-                break
-        else:
-            # Two changes within one block leave a delay that no whole block shows: look for
-            # it in 10 ms pieces.
-            P = B // 5
-            for s1 in range(s0, s0 + B - P + 1, P):
-                q1 = p[s1: s1 + P]
-                if np.any(q1):
-                    d = next((d for d in [whole] + lags[-2:] + peaks(q1, s1) if equal_at(q1, s1, d)), None)
-                    if d is not None:
-                        lags.append(d)
-    # Then sample by sample: each non-silent played sample must equal out.wav at one of the
-    # delays the blocks found (a block that straddles a change of delay matches at none as a
-    # whole, but each of its samples does at one of the two).
-    tail = p[rate // 2:]
-    idx = np.arange(rate // 2, len(p))
-    explained = np.zeros(len(tail), dtype=bool)
-    for d in sorted(set(lags)):
-        src = idx - d
-        okk = (src >= 0) & (src < len(out))
-        hit = np.zeros(len(tail), dtype=bool)
-        hit[okk] = np.abs(tail[okk] - np.clip(out[src[okk]], -1, 1)) <= 1e-4
-        explained |= hit
-    sounding = tail != 0
-    share = explained[sounding].mean() if sounding.any() else 0.0
-    good = blocks > 0 and sounding.mean() >= 0.5 and share >= 0.99 and len(set(lags)) <= 5
-    report("played audio is the denoised output on every channel",
-           good and channels_differ == 0,
-           "%.2f %% of the non-silent samples equal it at %d playback delay(s) %s ms "
-           "(%d of %d non-silent 50 ms blocks match whole); channels differ by %.1e"
-           % (100 * share, len(set(lags)),
-              ", ".join("%.1f" % (1000.0 * d / rate) for d in sorted(set(lags))),
-              matched, voiced, channels_differ))
-except Exception as e:  # noqa: BLE001
-    report("played audio is the denoised output on every channel", False, str(e))
-EOF
-}
+# output (XRUNS: the device xruns infer counted); prints "name|ok|details" lines. The checks and
+# their tolerances are stated in live_compare.py.
+compare() { "$PY" "$HERE/live_compare.py" "$@"; }
+# The two recording checks themselves, on made-up recordings: lost frames and underflows pass,
+# an altered, foreign or repeated sample fails.
+IFS='|' read -r name result details < <(compare --self-test 2>&1)
+if [ "$result" = ok ]; then ok "$name ($details)"; else fail "checker: ${name:-self-test}" "$details"; fi
 
 # run_case LABEL RATE INPUT THRESHOLD MIN-REDUCTION OFFLINE-ARGS... -- LIVE-ARGS...: runs infer
 # live for 3 s at RATE on INPUT (the virtual microphone's frames), then the file pipeline with
@@ -383,12 +216,24 @@ EOF
 # start-up), and compares. Sets STARTUP (infer's "method" start-up line).
 run_case() {
   local label=$1 rate=$2 inp=$3 threshold=$4 reduction=$5; shift 5
-  local offline=() name result details n_fft hop a xruns
+  local offline=() name result details n_fft hop a xruns fell_back
   while [ "$1" != -- ]; do offline+=("$1"); shift; done
   shift
   MIC=$inp.raw
-  live --output-device denoise_test_speaker --rate "$rate" --seconds 3 \
-    --record "$W/out.wav" --record-raw "$W/raw.wav" "$@"
+  local attempt
+  for attempt in 1 2; do
+    live --output-device denoise_test_speaker --rate "$rate" --seconds 3 \
+      --record "$W/out.wav" --record-raw "$W/raw.wav" "$@"
+    # A machine too busy to run the method in real time makes infer switch to
+    # gate-nonstationary (a warning says so; a product feature), and then the recording is no
+    # longer the file pipeline's output for the method asked for: once, the case runs again;
+    # twice, the checks of the denoised audio against the file pipeline are skipped (said so in
+    # the log), since a machine this busy cannot run the method live at all. The recordings and
+    # the played audio are checked either way.
+    fell_back=$(grep -m1 'cannot keep up' "$LOG/err")
+    [ -z "$fell_back" ] && break
+    echo "# $label, attempt $attempt: ${fell_back#infer: }"
+  done
   check_rc "$label: exit code" 0
   STARTUP=$(grep 'live: method' "$LOG/err")
   DELAY=$(sed -nE 's/.*recording delay ([0-9]+) samples.*/\1/p' <<<"$STARTUP")
@@ -411,7 +256,9 @@ run_case() {
   while IFS='|' read -r name result details; do
     # A failure carries infer's summary (overflows, underflows, xruns), which tells a lost or
     # repeated sample on a busy machine from a fault in the engine.
-    if [ "$result" = ok ]; then ok "$label: $name ($details)"
+    if [ -n "$fell_back" ] && [[ "$name" =~ "file pipeline"|"reported one"|control:|"noise reduced" ]]
+    then echo "# skipped - $label: $name (infer switched methods in both attempts)"
+    elif [ "$result" = ok ]; then ok "$label: $name ($details)"
     else fail "$label: $name" "$details; $(grep '^live: ' "$LOG/out" | head -1)"; fi
   done < <(compare "$rate" "$inp" "$W/raw.wav" "$W/out.wav" "$W/offline.wav" "$W/played.raw" \
              "$DELAY" "$threshold" "$reduction" "${xruns:-0}" 2>&1)
