@@ -90,7 +90,9 @@ def raw_check(raw, x, xruns):
     paInputUnderflow, which infer leaves out.) A device xrun loses frames before infer sees them,
     as a real microphone would (the virtual one skips a period of its file: 256 frames at 48 kHz,
     128 at 16 kHz), so: every sample equal to the input at some position, the positions only
-    moving forward, and at most once per xrun. Without xruns that is plain equality. A sample
+    moving forward, and at most once per xrun. All xruns count, not only input overflows: here
+    PortAudio flags them as output underflows, and restarting the full-duplex stream loses input
+    too (0 input overflows in runs that lost 13 periods). Without xruns that is plain equality. A sample
     altered, inserted or repeated fails it. Returns (good, details)."""
     pieces, unexplained, bad = runs(raw, x, (0, len(x)), budget=len(raw) // 100)
     jumps = [b[2] - a[2] for a, b in zip(pieces, pieces[1:])]
