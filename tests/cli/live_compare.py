@@ -30,7 +30,7 @@ def runs(sig, ref, lags, start=0, silence=False, budget=None, min_run=16):
     silence), unexplained the number of samples that no run of at least min_run samples explains
     (the search gives up once that exceeds budget), first the first of them (None: none)."""
     n, found, unexplained, first = len(sig), [], 0, None
-    i, lag, prev_lag = start, None, None
+    i, lag, last = start, None, 0  # last: the lag of the last run (a new one is sought near it)
 
     def length(i, lag):  # how far sig[i:] equals ref[i + lag:]
         m = min(n - i, len(ref) - (i + lag))
@@ -54,7 +54,7 @@ def runs(sig, ref, lags, start=0, silence=False, budget=None, min_run=16):
             # the one whose run is longest (of the 200 nearest the last lag, should a near-silent
             # stretch fit in many places).
             lo, hi = max(0, i + lags[0]), min(len(ref), i + lags[1] + 1)
-            k, last = min(min_run, n - i), lag if lag is not None else (prev_lag or 0)
+            k = min(min_run, n - i)
             fit = np.ones(max(0, hi - lo), dtype=bool)
             for t in range(k):
                 window = ref[lo + t: hi + t]
@@ -74,7 +74,7 @@ def runs(sig, ref, lags, start=0, silence=False, budget=None, min_run=16):
                     return found, unexplained + n - i, first
             continue
         if lag_of_run is not None:
-            prev_lag = lag_of_run
+            last = lag_of_run
         if found and found[-1][2] == lag_of_run and found[-1][0] + found[-1][1] == i:
             found[-1] = (found[-1][0], found[-1][1] + r, lag_of_run)
         else:
@@ -92,8 +92,8 @@ def raw_check(raw, x, xruns):
     128 at 16 kHz), so: every sample equal to the input at some position, the positions only
     moving forward, and at most once per xrun. All xruns count, not only input overflows: here
     PortAudio flags them as output underflows, and restarting the full-duplex stream loses input
-    too (0 input overflows in runs that lost 13 periods). Without xruns that is plain equality. A sample
-    altered, inserted or repeated fails it. Returns (good, details)."""
+    too (0 input overflows in runs that lost 13 periods). Without xruns that is plain equality.
+    A sample altered, inserted or repeated fails it. Returns (good, details)."""
     pieces, unexplained, bad = runs(raw, x, (0, len(x)), budget=len(raw) // 100)
     jumps = [b[2] - a[2] for a, b in zip(pieces, pieces[1:])]
     first = pieces[0][2] if pieces else None
