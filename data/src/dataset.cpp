@@ -1,9 +1,13 @@
 #include "denoise/dataset.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <iostream>
+#include <optional>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -28,6 +32,42 @@ constexpr int kSilenceTries = 10;
 constexpr int kMaxDraws = 200;
 constexpr double kPeakLimit = 0.99;
 
+// ---------------------------------------------------------------------------------------------
+// Profiling (DataProfile): nanoseconds per part, summed over the loader threads. Decoding is
+// counted on its own and taken out of the part it happened in (a crop or a babble talker that
+// first touches a file), so the parts add up to the whole.
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+thread_local int64_t t_decode_ns = 0;  // this thread's decoding so far
+
+class Timed {
+ public:
+  explicit Timed(std::atomic<int64_t>& total)
+      : total_(total), start_(now_ns()), decode_(t_decode_ns) {}
+  ~Timed() { total_ += now_ns() - start_ - (t_decode_ns - decode_); }
+  Timed(const Timed&) = delete;
+  Timed& operator=(const Timed&) = delete;
+
+ private:
+  std::atomic<int64_t>& total_;
+  int64_t start_, decode_;
+};
+
+struct ProfileCounters {
+  std::atomic<int64_t> examples{0}, total{0}, decode{0}, crop{0}, noise{0}, babble{0}, rumble{0},
+      reverb{0}, bandlimit{0}, mix{0};
+  void reset() {
+    for (auto* c :
+         {&examples, &total, &decode, &crop, &noise, &babble, &rumble, &reverb, &bandlimit, &mix})
+      *c = 0;
+  }
+};
+
 double db_to_gain(double db) { return std::pow(10.0, db / 20.0); }
 
 // ---------------------------------------------------------------------------------------------
@@ -48,7 +88,8 @@ void reverberate(std::vector<float>& x, double rt60_s, int rate, std::mt19937_64
   for (int k = 0; k < kReflections; ++k) {
     // Delays from 2.5 ms on (the first reflections), denser late as in a real room tail.
     const double u = std::sqrt(detail::uniform01(rng));
-    delay[k] = std::max<int64_t>(static_cast<int64_t>(0.0025 * rate), static_cast<int64_t>(u * length));
+    delay[k] =
+        std::max<int64_t>(static_cast<int64_t>(0.0025 * rate), static_cast<int64_t>(u * length));
     const double t = static_cast<double>(delay[k]) / rate;
     gain[k] = (detail::uniform01(rng) < 0.5 ? -1 : 1) * std::exp(-6.9078 * t / rt60_s);
     energy += gain[k] * gain[k];
@@ -149,7 +190,8 @@ void split(const std::vector<Item>& items, uint64_t seed, double fraction, std::
 // two threads may decode the same file at once; the first to finish fills the entry.
 class AudioCache {
  public:
-  AudioCache(int rate_hz, int64_t capacity_bytes) : rate_hz_(rate_hz), capacity_(capacity_bytes) {}
+  AudioCache(int rate_hz, int64_t capacity_bytes, std::atomic<int64_t>& decode_ns)
+      : rate_hz_(rate_hz), capacity_(capacity_bytes), decode_ns_(decode_ns) {}
 
   // Null when the file cannot be decoded (then it is marked bad and never tried again).
   std::shared_ptr<const std::vector<float>> get(const std::string& path) const {
@@ -161,11 +203,15 @@ class AudioCache {
     }
     std::shared_ptr<const std::vector<float>> audio;
     std::string why;
+    const int64_t start = now_ns();
     try {
       audio = std::make_shared<const std::vector<float>>(decode(path));
     } catch (const std::exception& e) {
       why = e.what();
     }
+    const int64_t spent = now_ns() - start;
+    t_decode_ns += spent;
+    decode_ns_ += spent;
     std::lock_guard<std::mutex> lock(mutex_);
     if (!audio) {
       if (bad_.insert(path).second) {
@@ -202,6 +248,12 @@ class AudioCache {
 
   int rate_hz_;
   int64_t capacity_;
+  std::atomic<int64_t>& decode_ns_;
+
+ public:
+  int64_t capacity_bytes() const { return capacity_; }
+
+ private:
   mutable std::mutex mutex_;
   mutable std::unordered_map<std::string, std::shared_ptr<const std::vector<float>>> cache_;
   mutable std::unordered_set<std::string> bad_;
@@ -257,10 +309,12 @@ int64_t draw_offset(int64_t length, int64_t n, std::mt19937_64& rng) {
 struct TrainingData::Impl {
   DataOptions options;
   Pool train, val;
+  mutable ProfileCounters profile;
   AudioCache cache;
 
   explicit Impl(const DataOptions& o)
-      : options(o), cache(o.sample_rate_hz, std::max<int64_t>(0, o.cache_mib) << 20) {}
+      : options(o),
+        cache(o.sample_rate_hz, std::max<int64_t>(0, o.cache_mib) << 20, profile.decode) {}
 
   bool crop_pair(const PairItem& item, int64_t n, std::mt19937_64& rng, Crop& crop) const {
     const auto clean = cache.get(item.clean);
@@ -293,6 +347,7 @@ struct TrainingData::Impl {
   // `n` samples of noise: generated, or from a noise file of the pool (picked uniformly, so a
   // short noise recording counts as much as a long one), looped when shorter than `n`.
   std::vector<float> noise_for(const Pool& pool, int64_t n, std::mt19937_64& rng) const {
+    const Timed timed(profile.noise);
     const double generated_share = pool.noise.empty() ? 1.0 : options.mix.generated_noise_share;
     if (detail::uniform01(rng) >= generated_share) {
       const FileItem& item = pool.noise[detail::uniform_index(rng, pool.noise.size())];
@@ -314,6 +369,7 @@ struct TrainingData::Impl {
   // crop drawn was silent.
   bool babble_for(const Pool& pool, int64_t n, std::mt19937_64& rng,
                   std::vector<float>& out) const {
+    const Timed timed(profile.babble);
     const MixOptions& mix = options.mix;
     if (pool.clean.size() < 2) return false;
     const int talkers =
@@ -353,6 +409,7 @@ struct TrainingData::Impl {
             babble_for(pool, n, rng, noise)))
         noise = noise_for(pool, n, rng);
       if (mix.rumble_share > 0 && detail::uniform01(rng) < mix.rumble_share) {
+        const Timed timed(profile.rumble);
         // Only noise with energy down there: a high band (birds, band-limited noise) low-passed
         // would leave a filter residue that the SNR scaling then blows up.
         std::vector<float> low = noise;
@@ -362,17 +419,22 @@ struct TrainingData::Impl {
                  options.sample_rate_hz);
         if (detail::rms(low) > 0.1 * detail::rms(noise)) noise = std::move(low);
       }
-      if (detail::uniform01(rng) < mix.reverb_share)
+      if (detail::uniform01(rng) < mix.reverb_share) {
+        const Timed timed(profile.reverb);
         reverberate(crop.clean, detail::uniform(rng, mix.rt60_min_s, mix.rt60_max_s),
                     options.sample_rate_hz, rng);
+      }
       if (detail::uniform01(rng) < mix.bandlimit_share) {
+        const Timed timed(profile.bandlimit);
         // Both parts alike, so the mixture is the band-limited mixture and the SNR below is
         // the SNR within the band.
-        const double cutoff = std::min(detail::uniform(rng, mix.bandlimit_min_hz, mix.bandlimit_max_hz),
-                                       0.45 * options.sample_rate_hz);
+        const double cutoff =
+            std::min(detail::uniform(rng, mix.bandlimit_min_hz, mix.bandlimit_max_hz),
+                     0.45 * options.sample_rate_hz);
         low_pass(crop.clean, cutoff, options.sample_rate_hz);
         low_pass(noise, cutoff, options.sample_rate_hz);
       }
+      const Timed timed(profile.mix);
       const double snr_db = detail::uniform(rng, mix.snr_min_db, mix.snr_max_db);
       // Speech level over the part of the crop that holds the file, not the zero padding, so a
       // padded crop gets the same SNR as a full one.
@@ -384,6 +446,7 @@ struct TrainingData::Impl {
         ex.noisy[i] = crop.clean[i] + static_cast<float>(gain * noise[i]);
     }
     ex.clean = std::move(crop.clean);
+    const Timed timed(profile.mix);
     // Level: the mixture's RMS uniform in dBFS, the target scaled alike so that the model learns
     // a mapping that does not depend on the input level.
     const double level_dbfs = detail::uniform(rng, mix.level_min_dbfs, mix.level_max_dbfs);
@@ -408,15 +471,48 @@ struct TrainingData::Impl {
           (!pool.pairs.empty() &&
            detail::uniform01(rng) * (pool.pair_samples + pool.clean_samples) < pool.pair_samples);
       Crop crop;
+      std::optional<Timed> timed(std::in_place, profile.crop);
       const bool ok =
           use_pairs
               ? crop_pair(pool.pairs[pick_weighted(pool.pair_cumulative, rng)], n, rng, crop)
               : crop_clean(pool.clean[pick_weighted(pool.clean_cumulative, rng)], n, rng, crop);
       if (!ok) continue;
       if (detail::rms(crop.clean) < kSilentRms && ++silent < kSilenceTries) continue;
+      timed.reset();
       return finish(crop, pool, rng, allow_identity);
     }
     return Example{std::vector<float>(n, 0.f), std::vector<float>(n, 0.f)};
+  }
+
+  // Decodes every file of both pools into the cache on `threads` threads, when they all fit:
+  // the first epoch then reads nothing, instead of decoding on the loader threads while the
+  // trainer waits, and the steps cost the same from the first on. Files that fail are marked bad
+  // (and reported) as on first use.
+  void preload(int threads) const {
+    std::vector<std::string> paths;
+    double samples = 0;
+    for (const Pool* pool : {&train, &val}) {
+      for (const auto& p : pool->pairs) {
+        paths.push_back(p.clean);
+        if (!p.identity) paths.push_back(p.noisy);
+        samples += (p.identity ? 1 : 2) * static_cast<double>(p.length);
+      }
+      for (const auto* items : {&pool->clean, &pool->noise})
+        for (const auto& f : *items) {
+          paths.push_back(f.path);
+          samples += static_cast<double>(f.length);
+        }
+    }
+    // Headers give lengths at the model rate; noise files are usually shorter than looped.
+    if (samples * sizeof(float) > 0.9 * static_cast<double>(cache.capacity_bytes())) return;
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i; (i = next++) < paths.size();) cache.get(paths[i]);
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
   }
 
   // A validation example from one given item (new offsets while the crop is silent); false when
@@ -523,6 +619,8 @@ TrainingData::TrainingData(const DataOptions& options) : options_(options) {
     throw Error("no usable training data in " + where + " (" + why + ")");
   }
 
+  impl_->preload(static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u)));
+
   // Validation: fixed crops of the held-out files, drawn with an RNG that depends on the seed
   // only. Files are cycled in hash order, so a capped set is a pseudo-random subset of them.
   std::seed_seq seq{static_cast<uint32_t>(options_.seed),
@@ -561,6 +659,7 @@ TrainingData::TrainingData(const DataOptions& options) : options_(options) {
       validation_.push_back(impl_->draw(impl_->train, n, rng, /*allow_identity=*/false));
   }
   summary_.warnings = problems.lines();
+  impl_->profile.reset();  // the profile is of training examples only
 }
 
 TrainingData::~TrainingData() = default;
@@ -570,7 +669,29 @@ int64_t TrainingData::crop_samples() const {
 }
 
 Example TrainingData::sample(std::mt19937_64& rng) const {
-  return impl_->draw(impl_->train, crop_samples(), rng, /*allow_identity=*/true);
+  ProfileCounters& p = impl_->profile;
+  const int64_t start = now_ns();
+  Example ex = impl_->draw(impl_->train, crop_samples(), rng, /*allow_identity=*/true);
+  p.total += now_ns() - start;
+  ++p.examples;
+  return ex;
+}
+
+DataProfile TrainingData::profile() const {
+  const ProfileCounters& p = impl_->profile;
+  auto s = [](const std::atomic<int64_t>& ns) { return static_cast<double>(ns.load()) * 1e-9; };
+  DataProfile d;
+  d.examples = p.examples.load();
+  d.total_s = s(p.total);
+  d.decode_s = s(p.decode);
+  d.crop_s = s(p.crop);
+  d.noise_s = s(p.noise);
+  d.babble_s = s(p.babble);
+  d.rumble_s = s(p.rumble);
+  d.reverb_s = s(p.reverb);
+  d.bandlimit_s = s(p.bandlimit);
+  d.mix_s = s(p.mix);
+  return d;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -123,6 +123,21 @@ struct Batch {
   std::vector<float> clean;
 };
 
+// Where the loader threads' time goes (train prints it in its step breakdown). Seconds summed
+// over all threads since the data were built; the validation set's drawing is not counted.
+struct DataProfile {
+  int64_t examples = 0;
+  double total_s = 0;      // sample() as a whole
+  double decode_s = 0;     // reading and resampling files on their first use (then cached)
+  double crop_s = 0;       // picking files and offsets, copying the crops
+  double noise_s = 0;      // noise files looped, or generated noise
+  double babble_s = 0;     // babble: other talkers' crops summed
+  double rumble_s = 0;     // low-passing the noise
+  double reverb_s = 0;     // synthetic rooms
+  double bandlimit_s = 0;  // microphone band-limiting
+  double mix_s = 0;        // SNR scaling, mixing, level and peak limiting
+};
+
 class TrainingData {
  public:
   // Scans the sources, pairs and checks files (headers only), splits train/validation and builds
@@ -140,6 +155,8 @@ class TrainingData {
   // A random training example of crop_samples() drawn with `rng`. Thread-safe (the decoded-audio
   // cache is shared). Crops whose clean side is silent (below -60 dBFS RMS) are redrawn.
   Example sample(std::mt19937_64& rng) const;
+  // Time spent in sample() so far, by part. Thread-safe.
+  DataProfile profile() const;
 
   // The validation examples (val_crop_seconds each), the same for a given seed and file set.
   const std::vector<Example>& validation() const { return validation_; }
