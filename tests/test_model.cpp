@@ -16,9 +16,9 @@
 #include "denoise/front_end.h"
 #include "denoise/loss.h"
 #include "denoise/resample.h"
+#include "denoise/stream.h"
 #include "denoise/trainer.h"
 #include "denoise/unet.h"
-#include "denoise/stream.h"
 #include "denoise/unet_denoiser.h"
 #include "test_util.h"
 
@@ -648,5 +648,36 @@ TEST(Training, ConfigFileOverridesAndRejectsUnknownKeys) {
       f << bad;
     }
     EXPECT_THROW(apply_config_file(dir / "bad.json", o), Error) << bad;
+  }
+}
+
+TEST(UNet, PolyphaseUpsampleEqualsTransposedConvolution) {
+  // The decoder's upsample_freq() must compute exactly what its ConvTranspose2d module would,
+  // values and gradients, for the kernels and odd/even bin counts the options allow.
+  torch::manual_seed(3);
+  for (const int k : {1, 3, 5, 7}) {
+    for (const int64_t f_in : {2, 5, 11, 41}) {
+      for (const int64_t out_pad : {0, 1}) {
+        const int pad = k / 2;
+        const int64_t f_out = (f_in - 1) * 2 - 2 * pad + k + out_pad;
+        if (out_pad >= 2 || f_out < 1) continue;
+        torch::nn::ConvTranspose2d conv(torch::nn::ConvTranspose2dOptions(6, 4, {k, 1})
+                                            .stride({2, 1})
+                                            .padding({pad, 0})
+                                            .output_padding({out_pad, 0}));
+        const torch::Tensor x = torch::randn({3, 6, f_in, 7}, torch::requires_grad());
+        const torch::Tensor expected = conv->forward(x);
+        const torch::Tensor got = upsample_freq(conv, x, pad, f_out);
+        ASSERT_EQ(got.sizes(), expected.sizes()) << "k " << k << " f_in " << f_in;
+        EXPECT_LT((got - expected).abs().max().item<double>(), 1e-5)
+            << "k " << k << " f_in " << f_in << " out_pad " << out_pad;
+        const torch::Tensor g = torch::randn_like(expected);
+        const auto grads_expected = torch::autograd::grad({expected}, {x, conv->weight}, {g});
+        const auto grads_got = torch::autograd::grad({got}, {x, conv->weight}, {g});
+        for (size_t i = 0; i < 2; ++i)
+          EXPECT_LT((grads_got[i] - grads_expected[i]).abs().max().item<double>(), 1e-4)
+              << "gradient " << i << ", k " << k << " f_in " << f_in;
+      }
+    }
   }
 }

@@ -36,6 +36,55 @@ int pad_past(int k, int d, bool causal) { return causal ? (k - 1) * d : ((k - 1)
 int pad_future(int k, int d, bool causal) { return causal ? 0 : (k - 1) * d / 2; }
 }  // namespace
 
+// ConvTranspose2d with stride (2, 1), kernel (K, 1), padding (P, 0) and output padding, computed as
+// one ordinary convolution with 2 x out channels followed by interleaving (the polyphase form
+// of a strided transposed convolution: output bin 2m + r only meets the kernel taps k with
+// k = r + P (mod 2)). Same result up to rounding, but LibTorch 1.13 runs ordinary convolutions
+// through oneDNN, while its transposed ones take the slow im2col path (a third of a training
+// step, forward and backward, before this). Weights stay the module's, so checkpoints do not
+// change.
+torch::Tensor upsample_freq(const torch::nn::ConvTranspose2d& conv, const torch::Tensor& x,
+                            int64_t pad, int64_t f_out) {
+  const torch::Tensor& w = conv->weight;  // [in, out, K, 1]
+  const int64_t k_size = w.size(2), f_in = x.size(2);
+  const int64_t m_out = (f_out + 1) / 2;
+  // Phase r: y_r[m] = sum_k x[i] w[k] over i = (2m + r + pad - k) / 2, i.e. a correlation
+  // z[m] = sum_q x[m + q] v_r[q] over offsets q = (r + pad - k) / 2.
+  int64_t lo = 0, hi = 0;
+  bool first = true;
+  for (int64_t r = 0; r < 2; ++r)
+    for (int64_t k = 0; k < k_size; ++k)
+      if ((r + pad - k) % 2 == 0) {
+        const int64_t q = (r + pad - k) / 2;
+        lo = first ? q : std::min(lo, q);
+        hi = first ? q : std::max(hi, q);
+        first = false;
+      }
+  const int64_t taps = hi - lo + 1;
+  const torch::Tensor wt = w.transpose(0, 1);  // [out, in, K, 1]
+  std::vector<torch::Tensor> phases;
+  for (int64_t r = 0; r < 2; ++r) {
+    std::vector<torch::Tensor> column(static_cast<size_t>(taps));
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t k = r + pad - 2 * (lo + t);  // the tap that offset lo + t meets
+      column[t] =
+          (k >= 0 && k < k_size) ? wt.narrow(2, k, 1) : torch::zeros_like(wt.narrow(2, 0, 1));
+    }
+    phases.push_back(torch::cat(column, 2));
+  }
+  const torch::Tensor weight = torch::cat(phases, 0);  // [2 out, in, taps, 1]
+  const torch::Tensor bias = conv->bias.defined() ? conv->bias.repeat({2}) : torch::Tensor();
+  // z[m] reads x[m + lo .. m + hi] for m in [0, m_out): pad (or crop) the bins to match.
+  const torch::Tensor padded =
+      torch::constant_pad_nd(x, {0, 0, -lo, m_out - 1 + hi - (f_in - 1)}, 0);
+  const torch::Tensor z = torch::conv2d(padded, weight, bias);  // [B, 2 out, m_out, T]
+  const int64_t b = x.size(0), c = w.size(1), t = x.size(3);
+  return z.view({b, 2, c, m_out, t})
+      .permute({0, 2, 3, 1, 4})
+      .reshape({b, c, 2 * m_out, t})
+      .narrow(2, 0, f_out);
+}
+
 int UNetOptions::past_frames() const {
   int n = static_cast<int>(channels.size()) * pad_past(kernel_time, 1, causal);
   for (int d : bottleneck_dilations) n += pad_past(bottleneck_kernel_time, d, causal);
@@ -187,9 +236,17 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& features, UNetState* state)
   }
   for (size_t i = 0; i < dec_.size(); ++i) {
     const torch::Tensor& skip = skips[skips.size() - 1 - i];
-    h = torch::elu(dec_norm_[i]->forward(dec_[i]->forward(h + skip)));
+    h = torch::elu(dec_norm_[i]->forward(
+        upsample_freq(dec_[i], h + skip, options_.kernel_freq / 2, sizes_[dec_.size() - 1 - i])));
   }
-  torch::Tensor m = torch::sigmoid(head_->forward(torch::cat({h, x}, 1)));
+  // The 1x1 head over [h, x] as a matrix product: oneDNN's backward of a one-channel 1x1
+  // convolution took longer than the rest of the decoder.
+  const int64_t b = h.size(0), c = h.size(1), f = h.size(2), t = h.size(3);
+  const torch::Tensor w = head_->weight.view({1, c + 1});
+  torch::Tensor y =
+      torch::matmul(w.narrow(1, 0, c).unsqueeze(0), h.reshape({b, c, f * t})).view({b, 1, f, t}) +
+      w.narrow(1, c, 1).view({1, 1, 1, 1}) * x + head_->bias.view({1, 1, 1, 1});
+  torch::Tensor m = torch::sigmoid(y);
   return options_.mask_max == 1.0 ? m : m * options_.mask_max;
 }
 

@@ -63,6 +63,12 @@ struct UNetState {
   void reset() { caches.clear(); }
 };
 
+// What `conv` (stride (2, 1), kernel (K, 1), padding (pad, 0), output bins f_out) computes on x
+// [B, in, F, T], as one ordinary convolution and an interleave (unet.cpp says why). The decoder
+// calls it instead of conv->forward().
+torch::Tensor upsample_freq(const torch::nn::ConvTranspose2d& conv, const torch::Tensor& x,
+                            int64_t pad, int64_t f_out);
+
 class UNetImpl : public torch::nn::Module {
  public:
   UNetImpl(const UNetOptions& options, int n_bins);
