@@ -1,8 +1,12 @@
 #include "denoise/trainer.h"
 
+#include <dlfcn.h>
+
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -28,6 +32,8 @@ FrontEndConfig default_model_front_end() {
 }
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 template <typename T>
 T patched(const T& base, const nlohmann::json& patch, const std::string& section,
@@ -73,12 +79,11 @@ struct Forward {
   torch::Tensor estimate_spec, estimate_wave;
 };
 
-Forward run_network(UNet& net, const TensorFrontEnd& fe, const torch::Tensor& noisy) {
-  const NetworkInput in = network_input(fe, noisy);
+Forward run_network(UNet& net, const TensorFrontEnd& fe, const NetworkInput& in, int64_t length) {
   const torch::Tensor mask = net->mask(in.features).squeeze(1);  // [B, bins, frames]
   Forward f;
   f.estimate_spec = mask * in.spec;
-  f.estimate_wave = fe.synthesize(f.estimate_spec, noisy.size(1));
+  f.estimate_wave = fe.synthesize(f.estimate_spec, length);
   return f;
 }
 
@@ -93,7 +98,7 @@ ValidationResult validate(UNet& net, const TensorFrontEnd& fe, const torch::Tens
   for (int64_t i = 0; i < n; i += batch_size) {
     const int64_t m = std::min<int64_t>(batch_size, n - i);
     const torch::Tensor x = noisy.narrow(0, i, m), s = clean.narrow(0, i, m);
-    const Forward f = run_network(net, fe, x);
+    const Forward f = run_network(net, fe, network_input(fe, x), x.size(1));
     const LossTerms t =
         enhancement_loss(f.estimate_spec, fe.analyze(s), f.estimate_wave, s, loss_options);
     loss_sum += t.total.item<double>() * static_cast<double>(m);
@@ -234,10 +239,44 @@ double learning_rate_at(const TrainOptions& options, int64_t step, int64_t total
     return base * static_cast<double>(step + 1) / static_cast<double>(options.warmup_steps);
   if (options.lr_schedule != "cosine") return base;
   const double span = static_cast<double>(std::max<int64_t>(1, total - 1 - options.warmup_steps));
-  const double progress =
-      std::min(1.0, static_cast<double>(step - options.warmup_steps) / span);
+  const double progress = std::min(1.0, static_cast<double>(step - options.warmup_steps) / span);
   const double floor = base * options.lr_min_fraction;
   return floor + (base - floor) * 0.5 * (1 + std::cos(3.141592653589793 * progress));
+}
+
+std::string blas_description() {
+  // The library whose sgemm_ the process resolves (LibTorch's matrix products call it), its
+  // links resolved: Debian's alternatives (or LD_LIBRARY_PATH) decide which one that is.
+  std::string path;
+  Dl_info info{};
+  if (void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
+      sgemm && dladdr(sgemm, &info) && info.dli_fname) {
+    char resolved[PATH_MAX];
+    path = realpath(info.dli_fname, resolved) ? resolved : info.dli_fname;
+  }
+  std::string d;
+  if (path.empty()) {
+    d = "no BLAS library loaded";
+  } else if (path.find("openblas") != std::string::npos) {
+    // OpenBLAS says its version, the kernel it chose and its threading itself.
+    using ConfigFn = char* (*)();
+    using ThreadsFn = int (*)();
+    void* lib = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+    auto config = lib ? reinterpret_cast<ConfigFn>(dlsym(lib, "openblas_get_config")) : nullptr;
+    auto threads =
+        lib ? reinterpret_cast<ThreadsFn>(dlsym(lib, "openblas_get_num_threads")) : nullptr;
+    d = config ? config() : "OpenBLAS";
+    if (threads) d += " threads=" + std::to_string(threads());
+    if (lib) dlclose(lib);
+  } else if (path.find("/blas/") != std::string::npos) {
+    d = "reference BLAS (netlib, single-threaded)";
+  } else {
+    d = "BLAS";
+  }
+  if (!path.empty()) d += " (" + path + ")";
+  if (const char* policy = std::getenv("OMP_WAIT_POLICY"))
+    d += ", OMP_WAIT_POLICY=" + std::string(policy);
+  return d;
 }
 
 NetworkInput network_input(const TensorFrontEnd& front_end, const torch::Tensor& noisy) {
@@ -254,8 +293,8 @@ TrainResult train(const TrainOptions& options_in,
   if (options.batch_size < 1) throw Error("the batch size (--batch) must be at least 1");
   if (!(options.learning_rate > 0)) throw Error("--lr must be > 0");
   if (options.lr_schedule != "constant" && options.lr_schedule != "cosine")
-    throw Error("lr_schedule must be \"constant\" or \"cosine\" (got \"" +
-                options.lr_schedule + "\")");
+    throw Error("lr_schedule must be \"constant\" or \"cosine\" (got \"" + options.lr_schedule +
+                "\")");
   if (!(options.lr_min_fraction >= 0 && options.lr_min_fraction <= 1))
     throw Error("lr_min_fraction must be within [0, 1]");
   if (options.warmup_steps < 0) throw Error("warmup_steps must be >= 0");
@@ -341,8 +380,9 @@ TrainResult train(const TrainOptions& options_in,
       if (have_best && (!known || stored_data.toStringRef() != validation_data_key(options))) {
         have_best = false;
         validation_changed = true;
-        message("validation data differ from the resumed run's (data or mixing options changed): "
-                "the best model is chosen afresh from here on");
+        message(
+            "validation data differ from the resumed run's (data or mixing options changed): "
+            "the best model is chosen afresh from here on");
       }
     } catch (const c10::Error& e) {
       throw Error(paths.resume + ": cannot resume from this state: " + e.what_without_backtrace());
@@ -515,38 +555,54 @@ TrainResult train(const TrainOptions& options_in,
       message(format("stopped at step %.0f; continue with --resume", static_cast<double>(step)));
       break;
     }
+    const auto t0 = Clock::now();
+    auto lap = [last = t0](double& into) mutable {
+      const auto t = Clock::now();
+      into += std::chrono::duration<double>(t - last).count();
+      last = t;
+    };
+    StepBreakdown& b = result.breakdown;
     Batch batch = loader.next();
-    const auto t0 = std::chrono::steady_clock::now();
+    lap(b.data_wait_s);
     const torch::Tensor noisy = to_tensor(batch.noisy, batch.batch_size, batch.length, device);
     const torch::Tensor clean = to_tensor(batch.clean, batch.batch_size, batch.length, device);
-    const Forward f = run_network(net, fe, noisy);
+    lap(b.to_device_s);
+    const NetworkInput in = network_input(fe, noisy);
+    lap(b.features_s);
+    const Forward f = run_network(net, fe, in, noisy.size(1));
+    lap(b.forward_s);
     const LossTerms t =
         enhancement_loss(f.estimate_spec, fe.analyze(clean), f.estimate_wave, clean, options.loss);
     const double lr = learning_rate_at(options, step, total);
     for (auto& group : optimizer.param_groups())
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-    optimizer.zero_grad();
     const double loss_value = t.total.item<double>();
+    lap(b.loss_s);
     if (!std::isfinite(loss_value)) {
       // A non-finite loss would poison the weights: skip the update, and give up if it persists.
       if (++bad_steps >= 20)
         throw Error("training diverged: 20 steps in a row gave a non-finite loss (lower --lr)");
     } else {
       bad_steps = 0;
+      optimizer.zero_grad();
       t.total.backward();
+      lap(b.backward_s);
       torch::nn::utils::clip_grad_norm_(params, options.grad_clip_norm);
       optimizer.step();
+      lap(b.optimizer_s);
       loss_avg = std::isnan(loss_avg) ? loss_value : 0.98 * loss_avg + 0.02 * loss_value;
       loss_sum += loss_value;
       ++loss_count;
     }
     ++step;
     ++trained_steps;
-    train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++result.breakdown.steps;
+    train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     const double steps_per_s = static_cast<double>(trained_steps) / std::max(1e-9, train_seconds);
     bar.update(step, format("loss %.4f  %.2f steps/s  %.1fx real time", loss_avg, steps_per_s,
                             steps_per_s * seconds_per_step));
 
+    const auto v0 = Clock::now();
     if (step % val_every == 0 || step == total) {
       const ValidationResult v =
           validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size);
@@ -571,8 +627,11 @@ TrainResult train(const TrainOptions& options_in,
       save_state(paths.resume, net, optimizer, step, best, have_best, options);
       last_state = std::chrono::steady_clock::now();
     }
+    result.breakdown.validation_s += std::chrono::duration<double>(Clock::now() - v0).count();
   }
   bar.finish();
+  result.breakdown.data = data.profile();
+  result.blas = blas_description();
   result.steps = step;
   result.best = best;
   result.audio_seconds_per_second =

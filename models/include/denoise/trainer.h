@@ -49,7 +49,7 @@ struct TrainOptions {
   // and `model` (train's --init puts them there before --config); every tensor must match in
   // name and shape. A resume state, when there is one, takes precedence.
   std::string init_path;
-  int64_t val_every_steps = 0;       // 0: once per epoch
+  int64_t val_every_steps = 0;  // 0: once per epoch
   // > 0: this run ends at that step (resume state saved), the schedule still planned for the
   // whole run; a later --resume continues it (training in sessions, or in stages whose data
   // options differ).
@@ -66,8 +66,9 @@ struct TrainOptions {
 
 // Applies a JSON config over `options`: sections "front_end", "model", "loss", "mix" (each may
 // give only some keys; unknown keys are errors) and "train" (batch_size, learning_rate,
-// lr_schedule, lr_min_fraction, warmup_steps, grad_clip_norm, crop_seconds, val_fraction, val_crop_seconds, max_val_examples, epochs, steps,
-// val_every_steps). Throws denoise::Error naming the file and key.
+// lr_schedule, lr_min_fraction, warmup_steps, grad_clip_norm, crop_seconds, val_fraction,
+// val_crop_seconds, max_val_examples, epochs, steps, val_every_steps). Throws denoise::Error naming
+// the file and key.
 void apply_config_file(const std::string& path, TrainOptions& options);
 
 struct ValidationResult {
@@ -77,11 +78,31 @@ struct ValidationResult {
   double si_sdri_db() const { return si_sdr_db - si_sdr_noisy_db; }
 };
 
+// Where a run's wall time went, summed over the steps trained in this run (train prints it per
+// step). The trainer's parts are timed on its own thread; `data` is the loader threads' time,
+// which overlaps the steps (only `data_wait_s` of it held the trainer up).
+struct StepBreakdown {
+  int64_t steps = 0;
+  double data_wait_s = 0;   // waiting for the loader's next batch
+  double to_device_s = 0;   // batch into tensors (and onto the device)
+  double features_s = 0;    // STFT of the noisy batch and its compressed features
+  double forward_s = 0;     // the network's mask, masking and inverse STFT
+  double loss_s = 0;        // STFT of the clean batch and the loss terms
+  double backward_s = 0;    // gradients
+  double optimizer_s = 0;   // gradient clipping and the Adam step
+  double validation_s = 0;  // validations, model and resume-state writes
+  DataProfile data;
+};
+
 struct TrainResult {
   int64_t steps = 0;
   ValidationResult best;   // of the saved model
   ValidationResult first;  // the first validation of this run (or of the untrained model)
-  double audio_seconds_per_second = 0;  // training throughput
+  // Training throughput: audio seconds trained per wall second of the training steps, waiting
+  // for data included, validation and state writes not.
+  double audio_seconds_per_second = 0;
+  StepBreakdown breakdown;
+  std::string blas;  // the BLAS library LibTorch's matrix products ran on (blas_description())
   std::string model_path, log_path, resume_path;
 };
 
@@ -96,6 +117,12 @@ struct NetworkInput {
 double learning_rate_at(const TrainOptions& options, int64_t step, int64_t total);
 
 NetworkInput network_input(const TensorFrontEnd& front_end, const torch::Tensor& noisy);
+
+// Which BLAS this process's LibTorch calls for matrix products: the library that the dynamic
+// linker resolved libblas.so.3 to (Debian's alternatives choose it), with OpenBLAS's own
+// configuration string (version, core, threading) when it is OpenBLAS, e.g.
+// "OpenBLAS 0.3.21 ... (/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3)".
+std::string blas_description();
 
 // Runs training. `message` receives one-line notices (data summary, validations, resume);
 // `stop` (e.g. set by SIGINT) ends the run early after saving the resume state. Throws
