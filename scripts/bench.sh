@@ -218,19 +218,88 @@ echo "Streaming engine, one core (target: mean <= 25 % of the hop for the model;
 taskset -c 0 "$bench" "$minute" --stream --methods unet,gate-nonstationary,gate --model "$model" |
   awk 'NR == 1 {printf "  %s\n", $0; next} {printf "  %s\n", $0}'
 
-# Training throughput: clean speech + noise mixed on the fly, batch 16 x 2 s, default model.
-train_rate() {
-  "$train" -q --clean "$tmp/clean" --noise "$tmp/noises" --steps "$1" --batch 16 --crop-seconds 2 \
-    --val-every 100000 --val-fraction 0 -o "$tmp/throughput.dnz" "${@:2}" |
-    sed -n 's/^trained .* at \([0-9.]*\) s of audio per second.*/\1/p'
-}
-printf '  training, 2 CPU threads:        %s s of audio per second\n' \
-  "$(train_rate 8 --threads 2 --workers 1)"
-if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
-  gpu="$(train_rate 50 --device cuda 2>&1 || true)"
-  printf '  training, GPU (%s): %s s of audio per second\n' "$(nvidia-smi -L | head -1)" "${gpu:-failed}"
+# --- training engine -------------------------------------------------------------------------------
+# The default recipe (scripts/train_default.sh: the speech and noise of ../shared/data, its last
+# stage's mixing with rooms, band-limiting, rumble and babble; batch 16 x 2 s, 2 threads).
+# Throughput is seconds of audio per wall second of training, from the difference of two runs of
+# $train_steps steps, so start-up and validation cancel out. Side by side, alternating
+# $train_rounds times: this build as installed (the system's BLAS, OpenMP waits as train sets
+# them) and the engine before issue 13 (commit $baseline_commit) as a fresh install of that
+# commit ran it: the reference BLAS and OpenMP's default (spinning) waits. BENCH_BASELINE=0 skips
+# the old engine (it is built once into $build/bench-baseline).
+baseline_commit=a4657f3
+read -r steps_a steps_b <<<"${BENCH_TRAIN_STEPS:-3 13}"
+train_rounds="${BENCH_TRAIN_ROUNDS:-2}"
+train_data=()
+if [ -d "$shared/speech" ] && [ -d "$shared/noise" ]; then
+  train_data=(--clean)
+  for d in allison asterisk_fr asterisk_it asterisk_ru librispeech_train ljspeech; do
+    train_data+=("$shared/speech/$d")
+  done
+  train_data+=(--noise)
+  for d in blanket drunkentoast ambientengine speech_commands; do train_data+=("$shared/noise/$d"); done
+  train_desc="the default recipe's data (../shared/data)"
 else
-  echo "  training, GPU:                  no GPU on this machine"
+  train_data=(--clean "$tmp/clean" --noise "$tmp/noises" --val-fraction 0)
+  train_desc="the 60 s test file (../shared/data not found)"
+fi
+baseline_train=""
+if [ "${BENCH_BASELINE:-1}" != 0 ]; then
+  baseline_dir="$build/bench-baseline"
+  if [ ! -x "$baseline_dir/build/bin/train" ] && git rev-parse -q --verify "$baseline_commit^{commit}" >/dev/null 2>&1; then
+    echo "bench: building train of commit $baseline_commit into $baseline_dir (once)"
+    rm -rf "$baseline_dir" && mkdir -p "$baseline_dir/src"
+    git archive "$baseline_commit" | tar -x -C "$baseline_dir/src"
+    cmake -S "$baseline_dir/src" -B "$baseline_dir/build" -DCMAKE_BUILD_TYPE=Release \
+      -DDENOISE_BUILD_TESTS=OFF -DDENOISE_WITH_PORTAUDIO=OFF >/dev/null &&
+      cmake --build "$baseline_dir/build" -j2 --target train >/dev/null || true
+  fi
+  [ -x "$baseline_dir/build/bin/train" ] && baseline_train="$baseline_dir/build/bin/train"
+fi
+reference_blas="/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack"
+train_run() {  # LABEL STEPS TRAIN [ENV...]: wall seconds; the summary in $tmp/train-LABEL-STEPS.txt
+  local label="$1" steps="$2" bin="$3" t0 t1
+  shift 3
+  t0="$EPOCHREALTIME"
+  env "$@" "$bin" -q "${train_data[@]}" --seed 1 --threads 2 \
+    --config models/pretrained/default.stage3.json --steps "$steps" --val-every 100000 \
+    -o "$tmp/train-$label.dnz" >"$tmp/train-$label-$steps.txt"
+  t1="$EPOCHREALTIME"
+  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
+}
+declare -A train_rates=()
+for ((round = 1; round <= train_rounds; ++round)); do
+  for label in new old; do
+    if [ "$label" = new ]; then
+      envs=() bin="$train"
+    else
+      [ -n "$baseline_train" ] || continue
+      envs=(-u OMP_WAIT_POLICY LD_LIBRARY_PATH="$reference_blas") bin="$baseline_train"
+    fi
+    wa="$(train_run "$label" "$steps_a" "$bin" "${envs[@]}")"
+    wb="$(train_run "$label" "$steps_b" "$bin" "${envs[@]}")"
+    rate="$(awk -v a="$wa" -v b="$wb" -v n=$((steps_b - steps_a)) 'BEGIN {printf "%.1f", n * 16 * 2 / (b - a)}')"
+    train_rates[$label]="${train_rates[$label]:-}${train_rates[$label]:+, }$rate"
+  done
+done
+val_loss() { python3 -c 'import json,sys; print("%.4f" % json.loads(open(sys.argv[1]).read().splitlines()[-1])["loss"])' "$1"; }
+echo "Training engine, $train_desc, batch 16 x 2 s, 2 threads (s of audio per second, $train_rounds alternating rounds of $steps_a and $steps_b steps):"
+printf '  this build:                     %s\n' "${train_rates[new]}"
+sed -n 's/^BLAS: /    BLAS: /p; s/^step breakdown, /    step breakdown, /p; s/^loader threads, /    loader threads, /p' "$tmp/train-new-$steps_b.txt"
+if [ -n "$baseline_train" ]; then
+  printf '  commit %s, reference BLAS: %s\n' "$baseline_commit" "${train_rates[old]}"
+  new_mean="$(tr ',' '\n' <<<"${train_rates[new]}" | awk '{s += $1; n++} END {print s / n}')"
+  old_mean="$(tr ',' '\n' <<<"${train_rates[old]}" | awk '{s += $1; n++} END {print s / n}')"
+  printf '  speed-up:                       %s x (target >= 4)\n' "$(awk -v a="$new_mean" -v b="$old_mean" 'BEGIN {printf "%.2f", a / b}')"
+  printf '  validation loss after %s steps, same seed: this build %s, commit %s %s\n' "$steps_b" \
+    "$(val_loss "$tmp/train-new.log.jsonl")" "$baseline_commit" "$(val_loss "$tmp/train-old.log.jsonl")"
+fi
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  gpu="$("$train" -q "${train_data[@]}" --steps 50 --device cuda --val-every 100000 -o "$tmp/gpu.dnz" 2>&1 |
+    sed -n 's/^trained .* at \([0-9.]*\) s of audio per second.*/\1/p' || true)"
+  printf '  GPU (%s): %s s of audio per second\n' "$(nvidia-smi -L | head -1)" "${gpu:-failed}"
+else
+  echo "  GPU: no GPU on this machine"
 fi
 echo
 
