@@ -6,6 +6,8 @@
 #include "denoise/pesq.h"
 
 #include <fftw3.h>
+#include <cstdio>
+#include <cstdlib>
 
 #include <algorithm>
 #include <array>
@@ -422,20 +424,60 @@ void compute_vad(Signal& s, const RateParams& p) {
         for (long k = start; k < finish; ++k) vad[k] = -vad[k];
     }
   }
-  // In clean recordings, short pauses are joined into the speech around them.
+  // In clean recordings, weak speech bursts (mean power under three times the threshold) are
+  // noise.
   if (level_signal >= level_noise * 1000.0) {
     for (long w = 1; w < nwindows; ++w) {
-      if (vad[w] > 0.0 && vad[w - 1] <= 0.0) {
+      if (vad[w] > 0.0 && vad[w - 1] <= 0.0) start = w;
+      if (vad[w] <= 0.0 && vad[w - 1] > 0.0) {
         finish = w;
-        if (finish - start <= kJoinSpeechLength)
-          for (long k = start; k < finish; ++k) vad[k] = level_min;
+        double sum = 0.0;
+        for (long k = start; k < finish; ++k) sum += vad[k];
+        if (sum < 3.0 * threshold * static_cast<double>(finish - start))
+          for (long k = start; k < finish; ++k) vad[k] = -vad[k];
       }
-      if (vad[w] <= 0.0 && vad[w - 1] > 0.0) start = w;
     }
   }
+  // Pauses of kJoinSpeechLength windows or less between speech are joined into it.
+  start = 0;
+  finish = 0;
+  for (long w = 1; w < nwindows; ++w) {
+    if (vad[w] > 0.0 && vad[w - 1] <= 0.0) {
+      start = w;
+      if (finish > 0 && start - finish <= kJoinSpeechLength)
+        for (long k = finish; k < start; ++k) vad[k] = level_min;
+    }
+    if (vad[w] <= 0.0 && vad[w - 1] > 0.0) finish = w;
+  }
+  // No speech onset at all: everything counts as speech.
+  start = 0;
+  for (long w = 1; w < nwindows; ++w)
+    if (vad[w] > 0.0 && vad[w - 1] <= 0.0) start = w;
+  if (start == 0) {
+    for (double& v : vad) v = std::fabs(v);
+    vad[0] = -level_min;
+    vad[nwindows - 1] = -level_min;
+  }
+  // Soft onsets and offsets: two windows ramp in before speech and out after it.
+  long w = 3;
+  while (w < nwindows - 2) {
+    if (vad[w] > 0.0 && vad[w - 2] <= 0.0) {
+      vad[w - 2] = vad[w] * 0.1;
+      vad[w - 1] = vad[w] * 0.3;
+      ++w;
+    }
+    if (vad[w] <= 0.0 && vad[w - 1] > 0.0) {
+      vad[w] = vad[w - 1] * 0.3;
+      vad[w + 1] = vad[w - 1] * 0.1;
+      w += 3;
+    }
+    ++w;
+  }
+  for (double& v : vad) v = std::max(v, 0.0);
+  if (threshold <= 0.0) threshold = level_min;
   s.log_vad.assign(static_cast<size_t>(nwindows), 0.0);
-  for (long w = 0; w < nwindows; ++w)
-    if (vad[w] > threshold) s.log_vad[w] = std::log(vad[w] / threshold);
+  for (long k = 0; k < nwindows; ++k)
+    if (vad[k] > threshold) s.log_vad[k] = std::log(vad[k] / threshold);
 }
 
 // ---- Time alignment ----
@@ -487,38 +529,31 @@ enum : long { kWholeSignal = -1 };
 void crude_align(const Signal& ref, const Signal& deg, Alignment& a, long utt, const RateParams& p,
                  FftCache& ffts) {
   const long ds = p.downsample;
+  const long deg_windows = deg.nsamples / ds;
   long nr, nd, startr, startd;
   if (utt == kWholeSignal) {
     nr = ref.nsamples / ds;
-    nd = deg.nsamples / ds;
+    nd = deg_windows;
     startr = 0;
     startd = 0;
   } else {
+    // Utterances start from the whole signal's delay, trial halves from their own estimate.
+    const long estimate = utt == kMaxUtterances ? a.delay_estimate[utt] : a.crude_delay;
     startr = a.search_start[utt];
-    startd = startr + a.delay_estimate[utt] / ds;
+    startd = startr + estimate / ds;
     if (startd < 0) {
-      startr = -startd;
+      startr = -estimate / ds;
       startd = 0;
     }
     nr = a.search_end[utt] - startr;
     nd = nr;
-    if (utt == kMaxUtterances) {
-      if (startd + nd > deg.nsamples / ds) nd = deg.nsamples / ds - startd;
-    } else {
-      if (startd + nd > deg.nsamples / ds + 1) nd = deg.nsamples / ds - startd + 1;
-    }
+    if (startd + nd > deg_windows) nd = deg_windows - startd;
   }
   double max_y = 0.0;
-  long i_max = nr;
+  long i_max = nr - 1;
   if (nr > 1 && nd > 1) {
-    // The deg VAD ends one window early if nd reaches past it: the reference reads the padding.
-    std::vector<double> d(static_cast<size_t>(nd), 0.0);
-    for (long i = 0; i < nd; ++i)
-      if (startd + i < static_cast<long>(deg.log_vad.size())) d[i] = deg.log_vad[startd + i];
-    std::vector<double> r(static_cast<size_t>(nr), 0.0);
-    for (long i = 0; i < nr; ++i)
-      if (startr + i < static_cast<long>(ref.log_vad.size())) r[i] = ref.log_vad[startr + i];
-    const std::vector<double> y = cross_correlation(r.data(), nr, d.data(), nd, ffts);
+    const std::vector<double> y =
+        cross_correlation(ref.log_vad.data() + startr, nr, deg.log_vad.data() + startd, nd, ffts);
     for (long k = 0; k < nr + nd - 1; ++k)
       if (y[k] > max_y) {
         max_y = y[k];
@@ -531,7 +566,7 @@ void crude_align(const Signal& ref, const Signal& deg, Alignment& a, long utt, c
   else if (utt == kMaxUtterances)
     a.delay[utt] = lag + a.delay_estimate[utt];
   else
-    a.delay_estimate[utt] = lag + a.delay_estimate[utt];
+    a.delay_estimate[utt] = lag + a.crude_delay;
 }
 
 // Fine alignment: a histogram of per-frame cross-correlation peaks (64 ms Hann frames, 75%
@@ -568,20 +603,19 @@ class DelayHistogram {
       fft_.freq()[i][1] = v.imag();
     }
     fft_.inverse();
-    double v_max = 0.0;
-    long i_max = 0;
+    float v_max = 0.0f;
     for (long i = 0; i < nfft_; ++i) {
-      const double r = std::fabs(t[i] / static_cast<double>(nfft_));
-      if (r > v_max) {
-        v_max = r;
-        i_max = i;
+      t[i] = std::fabs(t[i] / static_cast<float>(nfft_));
+      v_max = std::max(v_max, t[i]);
+    }
+    // Every lag within 1% of the frame's peak votes, with the peak's magnitude to the power 1/8.
+    v_max *= 0.99f;
+    const double w = std::pow(static_cast<double>(v_max), 0.125);
+    for (long i = 0; i < nfft_; ++i)
+      if (t[i] > v_max) {
+        h_[i] += w;
+        sum_ += w;
       }
-    }
-    if (v_max > 0.0) {
-      const double w = std::pow(v_max, 0.125);
-      h_[i_max] += w;
-      sum_ += w;
-    }
   }
   // The smoothed histogram's peak: (lag in samples, -nfft/2..nfft/2-1; confidence).
   std::pair<long, double> peak() const {
@@ -715,7 +749,7 @@ SplitResult split_align(const Signal& ref, const Signal& deg, Alignment& a, long
   std::vector<long> bps(1, speech_start + pad);
   do {
     bps.push_back(bps.back() + step);
-  } while (bps.back() <= speech_end - pad && bps.size() <= 41);
+  } while (bps.back() <= speech_end - pad && bps.size() < 41);
   const long n_bps = static_cast<long>(bps.size()) - 1;
   SplitResult best;
   if (n_bps <= 0) return best;
@@ -762,7 +796,10 @@ SplitResult split_align(const Signal& ref, const Signal& deg, Alignment& a, long
       dc1[bp] = conf;
     }
   }
-  // Second halves: frames from the utterance end backwards.
+  // Second halves: frames from the utterance end backwards, only where the first half is aligned
+  // with more confidence than the whole.
+  for (long bp = 0; bp < n_bps; ++bp)
+    if (!(dc1[bp] > confidence)) dc2[bp] = 0.0;
   while (true) {
     long bp = n_bps - 1;
     while (bp >= 0 && dc2[bp] > -2.0) --bp;
@@ -788,6 +825,11 @@ SplitResult split_align(const Signal& ref, const Signal& deg, Alignment& a, long
     }
   }
 
+  if (getenv("PESQ_DEBUG")) {
+    fprintf(stderr, "split utt %ld..%ld speech %ld..%ld est %ld conf %.4f\n", utt_start, utt_end, speech_start, speech_end, estimate, confidence);
+    for (long bp = 0; bp < n_bps; ++bp)
+      fprintf(stderr, "  bp %ld: ed1 %ld d1 %ld dc1 %.4f | ed2 %ld d2 %ld dc2 %.4f\n", bps[bp], ed1[bp], d1[bp], dc1[bp], ed2[bp], d2[bp], dc2[bp]);
+  }
   for (long bp = 0; bp < n_bps; ++bp) {
     if (std::labs(d2[bp] - d1[bp]) >= ds &&
         dc1[bp] + dc2[bp] > best.confidence1 + best.confidence2 && dc1[bp] > confidence &&
@@ -871,7 +913,7 @@ void utterance_locate(const Signal& ref, const Signal& deg, Alignment& a, const 
   }
   if (a.count == 0) return;
   id_utterances(ref, deg, a, p);
-  utterance_split(ref, deg, a, p, ffts);
+  if (!getenv("PESQ_NOSPLIT")) utterance_split(ref, deg, a, p, ffts);
 }
 
 // ---- Perceptual model ----
@@ -1125,7 +1167,7 @@ PesqResult perceptual_score(const Signal& ref, const Signal& deg, const Alignmen
 
   // Bad intervals: runs of badly disturbed frames are re-aligned locally, and the re-aligned
   // disturbance is kept where it is lower.
-  if (any_bad_frame) {
+  if (any_bad_frame && !getenv("PESQ_NOBAD")) {
     const long nn = max_nsamples + pad;
     std::vector<float> tweaked(static_cast<size_t>(nn), 0.0f);
     for (long i = ofs; i < nn - ofs; ++i) {
@@ -1153,13 +1195,14 @@ PesqResult perceptual_score(const Signal& ref, const Signal& deg, const Alignmen
     }
     if (!intervals.empty()) {
       std::vector<float> doubly = tweaked;
-      const long search_range = kSearchRangeInTransforms * nf;
+      const long search_range = getenv("PESQ_SR") ? atol(getenv("PESQ_SR")) : kSearchRangeInTransforms * nf;
       for (const auto& [first, last] : intervals) {
         const long start_sample = first * (nf / 2) + ofs;
         long stop_sample = start_sample + (last - first) * (nf / 2) + nf;
         if (stop_sample > max_nsamples) stop_sample = max_nsamples;
         const long delay =
             envelope_delay(ref.data, tweaked, start_sample, stop_sample, search_range, ffts);
+        if (getenv("PESQ_DEBUG")) fprintf(stderr, "bad interval frames %ld..%ld delay %ld\n", first, last, delay);
         for (long i = start_sample; i < stop_sample; ++i) {
           long j = i + delay;
           j = std::clamp(j, 0L, max_nsamples - 1);
@@ -1273,6 +1316,13 @@ PesqResult pesq(const float* reference, size_t reference_samples, const float* d
   Alignment alignment;
   crude_align(ref_align, deg_align, alignment, kWholeSignal, p, ffts);
   utterance_locate(ref_align, deg_align, alignment, p, ffts);
+  if (getenv("PESQ_DEBUG")) {
+    fprintf(stderr, "crude %ld\n", alignment.crude_delay);
+    for (long u = 0; u < alignment.count; ++u)
+      fprintf(stderr, "utt %ld: start %ld end %ld search %ld..%ld est %ld delay %ld conf %.4f\n", u,
+              alignment.start[u], alignment.end[u], alignment.search_start[u], alignment.search_end[u],
+              alignment.delay_estimate[u], alignment.delay[u], alignment.confidence[u]);
+  }
   if (alignment.count < 1)
     throw Error("pesq: no utterance found in the reference (silent or too little speech)");
 
