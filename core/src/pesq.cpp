@@ -6,8 +6,6 @@
 #include "denoise/pesq.h"
 
 #include <fftw3.h>
-#include <cstdio>
-#include <cstdlib>
 
 #include <algorithm>
 #include <array>
@@ -825,11 +823,6 @@ SplitResult split_align(const Signal& ref, const Signal& deg, Alignment& a, long
     }
   }
 
-  if (getenv("PESQ_DEBUG")) {
-    fprintf(stderr, "split utt %ld..%ld speech %ld..%ld est %ld conf %.4f\n", utt_start, utt_end, speech_start, speech_end, estimate, confidence);
-    for (long bp = 0; bp < n_bps; ++bp)
-      fprintf(stderr, "  bp %ld: ed1 %ld d1 %ld dc1 %.4f | ed2 %ld d2 %ld dc2 %.4f\n", bps[bp], ed1[bp], d1[bp], dc1[bp], ed2[bp], d2[bp], dc2[bp]);
-  }
   for (long bp = 0; bp < n_bps; ++bp) {
     if (std::labs(d2[bp] - d1[bp]) >= ds &&
         dc1[bp] + dc2[bp] > best.confidence1 + best.confidence2 && dc1[bp] > confidence &&
@@ -913,7 +906,7 @@ void utterance_locate(const Signal& ref, const Signal& deg, Alignment& a, const 
   }
   if (a.count == 0) return;
   id_utterances(ref, deg, a, p);
-  if (!getenv("PESQ_NOSPLIT")) utterance_split(ref, deg, a, p, ffts);
+  utterance_split(ref, deg, a, p, ffts);
 }
 
 // ---- Perceptual model ----
@@ -1017,26 +1010,24 @@ class PerceptualModel {
   std::array<double, kBands16k> zwicker_power_{};
 };
 
-// Delay (samples, within +-search_range) that best aligns the envelope |deg| to |ref| over
-// [start, stop), by cross-correlation.
-long envelope_delay(const std::vector<float>& ref, const std::vector<float>& deg, long start,
-                    long stop, long search_range, FftCache& ffts) {
-  const long n = stop - start;
-  if (n <= 0) return 0;
+// Lag (samples, -search_range..search_range-1) at which the envelope |deg| best matches |ref|
+// over x[0..n), with the normalised correlation at that lag (0 for silence).
+std::pair<long, double> envelope_delay(const std::vector<float>& ref, const std::vector<float>& deg,
+                                       long search_range, FftCache& ffts) {
+  const long n = static_cast<long>(ref.size());
   const long size = next_pow2(2 * n);
-  const double power1 = power_of(ref, start, stop, n) * n / static_cast<double>(size);
-  const double power2 = power_of(deg, start, stop, n) * n / static_cast<double>(size);
-  if (power1 <= 1e-6 || power2 <= 1e-6) return 0;
+  const double energy1 = power_of(ref, 0, n, 1), energy2 = power_of(deg, 0, n, 1);
+  if (energy1 / size <= 1e-6 || energy2 / size <= 1e-6) return {0, 0.0};
   RealFft& fft = ffts.get(size);
   float* t = fft.time();
   std::vector<std::complex<float>> spectrum1(static_cast<size_t>(size / 2 + 1));
   std::fill(t, t + size, 0.0f);
-  for (long i = 0; i < n; ++i) t[i] = std::fabs(ref[start + i]);
+  for (long i = 0; i < n; ++i) t[i] = std::fabs(ref[i]);
   fft.forward();
   for (long i = 0; i <= size / 2; ++i)
     spectrum1[i] = std::complex<float>(fft.freq()[i][0], fft.freq()[i][1]);
   std::fill(t, t + size, 0.0f);
-  for (long i = 0; i < n; ++i) t[i] = std::fabs(deg[start + i]);
+  for (long i = 0; i < n; ++i) t[i] = std::fabs(deg[i]);
   fft.forward();
   for (long i = 0; i <= size / 2; ++i) {
     const std::complex<float> v =
@@ -1045,16 +1036,17 @@ long envelope_delay(const std::vector<float>& ref, const std::vector<float>& deg
     fft.freq()[i][1] = v.imag();
   }
   fft.inverse();
+  const double normalisation = static_cast<double>(size) * std::sqrt(energy1 * energy2);
   long best = 0;
   double best_value = 0.0;
   for (long k = -search_range; k < search_range; ++k) {
-    const double h = std::fabs(t[(k + size) % size]);
+    const double h = std::fabs(t[(k + size) % size]) / normalisation;
     if (h > best_value) {
       best_value = h;
       best = k;
     }
   }
-  return best;
+  return {best, best_value};
 }
 
 // Frame-level disturbances, their aggregation and the raw score.
@@ -1167,7 +1159,7 @@ PesqResult perceptual_score(const Signal& ref, const Signal& deg, const Alignmen
 
   // Bad intervals: runs of badly disturbed frames are re-aligned locally, and the re-aligned
   // disturbance is kept where it is lower.
-  if (any_bad_frame && !getenv("PESQ_NOBAD")) {
+  if (any_bad_frame) {
     const long nn = max_nsamples + pad;
     std::vector<float> tweaked(static_cast<size_t>(nn), 0.0f);
     for (long i = ofs; i < nn - ofs; ++i) {
@@ -1195,19 +1187,24 @@ PesqResult perceptual_score(const Signal& ref, const Signal& deg, const Alignmen
     }
     if (!intervals.empty()) {
       std::vector<float> doubly = tweaked;
-      const long search_range = getenv("PESQ_SR") ? atol(getenv("PESQ_SR")) : kSearchRangeInTransforms * nf;
+      const long search_range = kSearchRangeInTransforms * nf;
       for (const auto& [first, last] : intervals) {
+        // The interval's reference, padded with zeros by the search range either side, against
+        // the aligned degraded signal around it; a weak match (correlation under 0.5) keeps 0.
         const long start_sample = first * (nf / 2) + ofs;
-        long stop_sample = start_sample + (last - first) * (nf / 2) + nf;
-        if (stop_sample > max_nsamples) stop_sample = max_nsamples;
-        const long delay =
-            envelope_delay(ref.data, tweaked, start_sample, stop_sample, search_range, ffts);
-        if (getenv("PESQ_DEBUG")) fprintf(stderr, "bad interval frames %ld..%ld delay %ld\n", first, last, delay);
-        for (long i = start_sample; i < stop_sample; ++i) {
-          long j = i + delay;
-          j = std::clamp(j, 0L, max_nsamples - 1);
-          doubly[i] = tweaked[j];
-        }
+        const long stop_sample = last * (nf / 2) + nf + ofs;
+        const long n = stop_sample - start_sample;
+        std::vector<float> ref_part(static_cast<size_t>(n + 2 * search_range), 0.0f);
+        std::vector<float> deg_part(ref_part.size());
+        std::copy(ref.data.begin() + start_sample, ref.data.begin() + stop_sample,
+                  ref_part.begin() + search_range);
+        const long last_index = max_nsamples - ofs + pad - 1;
+        for (long i = 0; i < n + 2 * search_range; ++i)
+          deg_part[i] = tweaked[std::clamp(start_sample - search_range + i, ofs, last_index)];
+        auto [delay, correlation] = envelope_delay(ref_part, deg_part, search_range, ffts);
+        if (correlation < 0.5) delay = 0;
+        for (long i = start_sample; i < stop_sample; ++i)
+          doubly[i] = tweaked[std::clamp(i + delay, 0L, max_nsamples - 1)];
       }
       std::vector<double> ppd(static_cast<size_t>(nb));
       for (const auto& [first, last] : intervals) {
@@ -1316,13 +1313,6 @@ PesqResult pesq(const float* reference, size_t reference_samples, const float* d
   Alignment alignment;
   crude_align(ref_align, deg_align, alignment, kWholeSignal, p, ffts);
   utterance_locate(ref_align, deg_align, alignment, p, ffts);
-  if (getenv("PESQ_DEBUG")) {
-    fprintf(stderr, "crude %ld\n", alignment.crude_delay);
-    for (long u = 0; u < alignment.count; ++u)
-      fprintf(stderr, "utt %ld: start %ld end %ld search %ld..%ld est %ld delay %ld conf %.4f\n", u,
-              alignment.start[u], alignment.end[u], alignment.search_start[u], alignment.search_end[u],
-              alignment.delay_estimate[u], alignment.delay[u], alignment.confidence[u]);
-  }
   if (alignment.count < 1)
     throw Error("pesq: no utterance found in the reference (silent or too little speech)");
 
