@@ -92,3 +92,97 @@ TEST(PesqReference, MatchesWideBandOnDevelopmentPairs) {
   }
   std::printf("PESQ-WB on the development pairs: worst |error| %.4f\n", worst);
 }
+
+namespace {
+
+// A clean utterance from the shared speech (16 kHz), or an empty vector without ../shared.
+std::vector<float> speech_16k() {
+  if (!test::have_shared()) return {};
+  return read_mono(test::shared_dir() + "/reference/pesq/s1_16k_wb_identical.ref.flac");
+}
+
+std::vector<float> speech_8k() {
+  if (!test::have_shared()) return {};
+  return read_mono(test::shared_dir() + "/reference/pesq/s1_8k_nb_identical.ref.flac");
+}
+
+std::vector<float> with_noise(const std::vector<float>& x, double snr_db, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  double power = 0.0;
+  for (float v : x) power += static_cast<double>(v) * v;
+  power /= static_cast<double>(x.size());
+  const float sigma = static_cast<float>(std::sqrt(power / std::pow(10.0, snr_db / 10.0)));
+  std::vector<float> y(x);
+  for (float& v : y) v += sigma * gauss(rng);
+  return y;
+}
+
+double score(const std::vector<float>& ref, const std::vector<float>& deg, int rate,
+             PesqMode mode) {
+  return pesq(ref.data(), ref.size(), deg.data(), deg.size(), rate, mode).mos_lqo;
+}
+
+}  // namespace
+
+TEST(Pesq, IdenticalSignalsScoreTheTop) {
+  const std::vector<float> wb = speech_16k(), nb = speech_8k();
+  if (wb.empty()) GTEST_SKIP() << "../shared is absent: no speech to score";
+  const PesqResult r = pesq(wb.data(), wb.size(), wb.data(), wb.size(), 16000, PesqMode::wide_band);
+  EXPECT_NEAR(r.raw_mos, 4.5, 1e-9);
+  EXPECT_NEAR(r.mos_lqo, 4.6439, 1e-3);                                   // P.862.2 mapping of 4.5
+  EXPECT_NEAR(score(nb, nb, 8000, PesqMode::narrow_band), 4.5486, 1e-3);  // P.862.1 of 4.5
+  EXPECT_NEAR(pesq_mos_lqo(wb, wb, 16000, PesqMode::wide_band), r.mos_lqo, 1e-12);
+}
+
+TEST(Pesq, FallsWithNoiseAndStaysInRange) {
+  const std::vector<float> x = speech_16k();
+  if (x.empty()) GTEST_SKIP() << "../shared is absent: no speech to score";
+  double previous = 5.0;
+  for (double snr_db : {30.0, 20.0, 10.0, 0.0}) {
+    const double s = score(x, with_noise(x, snr_db, 7), 16000, PesqMode::wide_band);
+    std::printf("white noise at %4.0f dB SNR: PESQ-WB %.3f\n", snr_db, s);
+    EXPECT_LT(s, previous) << snr_db << " dB";
+    EXPECT_GE(s, 0.999);  // the mapping's floor
+    previous = s;
+  }
+}
+
+TEST(Pesq, IgnoresLevelAndConstantDelayOfTheDegradedSignal) {
+  const std::vector<float> x = speech_16k();
+  if (x.empty()) GTEST_SKIP() << "../shared is absent: no speech to score";
+  const std::vector<float> noisy = with_noise(x, 15.0, 3);
+  const double base = score(x, noisy, 16000, PesqMode::wide_band);
+  std::vector<float> quiet(noisy);
+  for (float& v : quiet) v *= 0.05f;  // -26 dB
+  EXPECT_NEAR(score(x, quiet, 16000, PesqMode::wide_band), base, 0.005);
+  // 80 ms later (the degraded signal is longer): found by the time alignment.
+  std::vector<float> late(1280, 0.0f);
+  late.insert(late.end(), noisy.begin(), noisy.end());
+  const PesqResult r =
+      pesq(x.data(), x.size(), late.data(), late.size(), 16000, PesqMode::wide_band);
+  EXPECT_NEAR(r.mos_lqo, base, 0.05);
+  ASSERT_FALSE(r.utterance_delays_samples.empty());
+  for (long d : r.utterance_delays_samples) EXPECT_EQ(d, 1280);
+}
+
+TEST(Pesq, RejectsWhatItCannotScore) {
+  std::vector<float> silent(16000, 0.0f), tone(16000);
+  for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.1f * std::sin(0.2f * static_cast<float>(i));
+  EXPECT_THROW(score(silent, tone, 16000, PesqMode::wide_band), Error);  // silent reference
+  EXPECT_THROW(score(tone, silent, 16000, PesqMode::wide_band), Error);  // silent degraded
+  EXPECT_THROW(score(tone, tone, 44100, PesqMode::wide_band), Error);    // rate
+  EXPECT_THROW(score(tone, tone, 8000, PesqMode::wide_band), Error);     // wide-band needs 16 kHz
+  const std::vector<float> short_signal(3999, 0.1f);                     // under 1/4 s at 16 kHz
+  EXPECT_THROW(score(short_signal, short_signal, 16000, PesqMode::wide_band), Error);
+  std::vector<float> bad(tone);
+  bad[100] = std::nanf("");
+  EXPECT_THROW(score(tone, bad, 16000, PesqMode::wide_band), Error);
+  EXPECT_THROW(pesq_mos_lqo(tone, std::vector<float>(8000, 0.1f), 16000, PesqMode::wide_band),
+               Error);
+  try {
+    score(silent, tone, 16000, PesqMode::wide_band);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("reference"), std::string::npos) << e.what();
+  }
+}
