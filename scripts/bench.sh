@@ -246,8 +246,26 @@ eval_s() {  # METHODS [ARGS...]: wall seconds of one evaluate run, pinned to CPU
   t1="$EPOCHREALTIME"
   awk -v a="$t0" -v b="$t1" -v s="$minute_s" 'BEGIN {printf "%.2f", (b - a) * 60 / s}'
 }
-echo "evaluate, one core, per minute of 16 kHz audio (SI-SDR, SNR, segSNR, STOI, ESTOI, alignment):"
+echo "evaluate, one core, per minute of 16 kHz audio (SI-SDR, SNR, segSNR, STOI, ESTOI, PESQ-WB, alignment):"
 printf '  noisy only (metrics alone):        %s s\n' "$(eval_s noisy)"
 printf '  noisy + 3 classical methods:       %s s\n' "$(eval_s noisy,subtract,gate,gate-nonstationary)"
 printf '  ... + unet (1 thread):             %s s\n' \
   "$(eval_s noisy,subtract,gate,gate-nonstationary,unet --model "$model" --threads 1)"
+
+# --- PESQ in evaluate ------------------------------------------------------------------------------
+# evaluate with and without PESQ on the 60 s pair, noisy + 3 classical methods, best of 3 each
+# (target: with PESQ under 1.5 x the time without).
+pesq_best() {  # --pesq MODE: best of 3 eval_s runs
+  local best="" t
+  for _ in 1 2 3; do
+    t="$(eval_s noisy,subtract,gate,gate-nonstationary --pesq "$1")"
+    if [ -z "$best" ] || awk -v a="$t" -v b="$best" 'BEGIN {exit !(a < b)}'; then best="$t"; fi
+  done
+  echo "$best"
+}
+pesq_off="$(pesq_best off)"
+pesq_on="$(pesq_best auto)"
+pesq_ratio="$(awk -v a="$pesq_on" -v b="$pesq_off" 'BEGIN {printf "%.2f", a / b}')"
+echo "PESQ in evaluate, one core, per minute of 16 kHz audio (noisy + 3 classical methods):"
+printf '  --pesq off: %s s, --pesq auto (PESQ-WB): %s s: x%s (target < 1.5: %s)\n' "$pesq_off" \
+  "$pesq_on" "$pesq_ratio" "$(awk -v r="$pesq_ratio" 'BEGIN {print (r < 1.5) ? "ok" : "MISS"}')"
