@@ -302,18 +302,59 @@ void filter_by_curve(std::vector<float>& data, long nsamples, const Curve& curve
     data[p.search_offset() + i] = static_cast<float>(t[i] / static_cast<double>(size));
 }
 
-void iir_filter(const std::vector<Biquad>& sections, float* x, long n) {
-  for (const Biquad& c : sections) {
-    double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
-    for (long i = 0; i < n; ++i) {
-      const double in = x[i];
-      const double y = c[0] * in + c[1] * x1 + c[2] * x2 - c[3] * y1 - c[4] * y2;
-      x2 = x1;
-      x1 = in;
-      y2 = y1;
-      y1 = y;
-      x[i] = static_cast<float>(y);
+// Cascade of biquads (direct form I), each section's output rounded to single precision as the
+// next one's input. Sample by sample through all sections, with the section count known at
+// compile time so that the states stay in registers and the sections of successive samples
+// overlap in the pipeline; two signals are filtered in one pass, each with its own state, for
+// twice the independent work per step.
+template <size_t kSections>
+class IirCascade {
+ public:
+  explicit IirCascade(const std::vector<Biquad>& sections) {
+    std::copy(sections.begin(), sections.end(), c_.begin());
+  }
+  float step(float v) {
+    for (size_t k = 0; k < kSections; ++k) {
+      const double in = v;
+      const double y = c_[k][0] * in + c_[k][1] * x1_[k] + c_[k][2] * x2_[k] - c_[k][3] * y1_[k] -
+                       c_[k][4] * y2_[k];
+      x2_[k] = x1_[k];
+      x1_[k] = in;
+      y2_[k] = y1_[k];
+      y1_[k] = y;
+      v = static_cast<float>(y);
     }
+    return v;
+  }
+
+ private:
+  std::array<Biquad, kSections> c_{};
+  std::array<double, kSections> x1_{}, x2_{}, y1_{}, y2_{};
+};
+
+template <size_t kSections>
+void iir_cascade(const std::vector<Biquad>& sections, float* a, long na, float* b, long nb) {
+  IirCascade<kSections> fa(sections), fb(sections);
+  const long common = std::min(na, nb);
+  for (long i = 0; i < common; ++i) {
+    a[i] = fa.step(a[i]);
+    b[i] = fb.step(b[i]);
+  }
+  for (long i = common; i < na; ++i) a[i] = fa.step(a[i]);
+  for (long i = common; i < nb; ++i) b[i] = fb.step(b[i]);
+}
+
+// Filters a[0..na) and b[0..nb) independently.
+void iir_filter(const std::vector<Biquad>& sections, float* a, long na, float* b, long nb) {
+  switch (sections.size()) {
+    case 1:
+      return iir_cascade<1>(sections, a, na, b, nb);
+    case 8:
+      return iir_cascade<8>(sections, a, na, b, nb);
+    case 12:
+      return iir_cascade<12>(sections, a, na, b, nb);
+    default:
+      throw Error("pesq: unexpected filter of " + std::to_string(sections.size()) + " sections");
   }
 }
 
@@ -577,6 +618,7 @@ class DelayHistogram {
         fft_(ffts.get(p.align_nfft)),
         window_(static_cast<size_t>(p.align_nfft)),
         h_(static_cast<size_t>(p.align_nfft), 0.0),
+        smoothed_(static_cast<size_t>(p.align_nfft), 0.0),
         spectrum_(static_cast<size_t>(p.align_nfft / 2 + 1)) {
     for (long i = 0; i < nfft_; ++i)
       window_[i] = 0.5 * (1.0 - std::cos(2.0 * M_PI * static_cast<double>(i) / nfft_));
@@ -616,20 +658,22 @@ class DelayHistogram {
       }
   }
   // The smoothed histogram's peak: (lag in samples, -nfft/2..nfft/2-1; confidence).
-  std::pair<long, double> peak() const {
+  std::pair<long, double> peak() {
+    // The histogram is sparse (a few lags get votes): spread each vote over the triangle.
+    std::fill(smoothed_.begin(), smoothed_.end(), 0.0);
+    for (long i = 0; i < nfft_; ++i) {
+      if (h_[i] == 0.0) continue;
+      for (long k = 1 - kernel_; k < kernel_; ++k)
+        smoothed_[(i + k + nfft_) % nfft_] +=
+            h_[i] * (1.0 - static_cast<double>(std::labs(k)) / static_cast<double>(kernel_));
+    }
     double v_max = 0.0;
     long i_max = 0;
-    for (long i = 0; i < nfft_; ++i) {
-      double v = h_[i];
-      for (long k = 1; k < kernel_; ++k) {
-        const double w = 1.0 - static_cast<double>(k) / static_cast<double>(kernel_);
-        v += w * (h_[(i - k + nfft_) % nfft_] + h_[(i + k) % nfft_]);
-      }
-      if (v > v_max) {
-        v_max = v;
+    for (long i = 0; i < nfft_; ++i)
+      if (smoothed_[i] > v_max) {
+        v_max = smoothed_[i];
         i_max = i;
       }
-    }
     if (i_max >= nfft_ / 2) i_max -= nfft_;
     return {i_max, sum_ > 0.0 ? v_max / sum_ : 0.0};
   }
@@ -640,6 +684,7 @@ class DelayHistogram {
   RealFft& fft_;
   std::vector<double> window_;
   std::vector<double> h_;
+  std::vector<double> smoothed_;
   double sum_ = 0.0;
   std::vector<std::complex<float>> spectrum_;
 };
@@ -924,6 +969,7 @@ class PerceptualModel {
       double h = kCentreBark[b] < 4.0 ? 6.0 / (kCentreBark[b] + 2.0) : 1.0;
       if (h > 2.0) h = 2.0;
       zwicker_power_[b] = kZwickerPower * std::pow(h, 0.15);
+      loudness_scale_[b] = std::pow(kAbsThreshPower[b] / 0.5, zwicker_power_[b]) * kSl;
     }
   }
 
@@ -958,10 +1004,9 @@ class PerceptualModel {
     for (int b = 0; b < p_.bands; ++b) {
       const double threshold = kAbsThreshPower[b];
       const double zp = zwicker_power_[b];
-      double l = 0.0;
-      if (ppd[b] > threshold)
-        l = std::pow(threshold / 0.5, zp) * (std::pow(0.5 + 0.5 * ppd[b] / threshold, zp) - 1.0);
-      out[b] = l * kSl;
+      out[b] = ppd[b] > threshold
+                   ? loudness_scale_[b] * (std::pow(0.5 + 0.5 * ppd[b] / threshold, zp) - 1.0)
+                   : 0.0;
     }
   }
 
@@ -970,10 +1015,15 @@ class PerceptualModel {
     double total_weight = 0.0, result = 0.0;
     for (int b = 1; b < p_.bands; ++b) {
       const double w = kWidthBark[b];
-      result += std::pow(std::fabs(x[b]) * w, power);
+      const double v = std::fabs(x[b]) * w;
+      result += power == 2.0 ? v * v : power == 1.0 ? v : std::pow(v, power);
       total_weight += w;
     }
-    return std::pow(result / total_weight, 1.0 / power) * total_weight;
+    const double mean = result / total_weight;
+    return (power == 2.0   ? std::sqrt(mean)
+            : power == 1.0 ? mean
+                           : std::pow(mean, 1.0 / power)) *
+           total_weight;
   }
 
   // Symmetric and asymmetric frame disturbance; `ppd_deg` must already be gain-compensated.
@@ -1008,6 +1058,7 @@ class PerceptualModel {
   std::vector<double> window_;
   std::vector<double> spectrum_;
   std::array<double, kBands16k> zwicker_power_{};
+  std::array<double, kBands16k> loudness_scale_{};  // Sl (threshold / 0.5)^zwicker_power
 };
 
 // Lag (samples, -search_range..search_range-1) at which the envelope |deg| best matches |ref|
@@ -1290,26 +1341,28 @@ PesqResult pesq(const float* reference, size_t reference_samples, const float* d
   fix_power_level(ref, max_nsamples, p, ffts, "reference");
   fix_power_level(deg, max_nsamples, p, ffts, "degraded");
 
-  for (Signal* s : {&ref, &deg}) {
-    if (mode == PesqMode::narrow_band) {
-      filter_by_curve(s->data, s->nsamples, kIrsFilterDb, p, ffts);
-    } else {
-      const long ofs = p.search_offset();
+  const long ofs = p.search_offset();
+  if (mode == PesqMode::narrow_band) {
+    filter_by_curve(ref.data, ref.nsamples, kIrsFilterDb, p, ffts);
+    filter_by_curve(deg.data, deg.nsamples, kIrsFilterDb, p, ffts);
+  } else {
+    for (Signal* s : {&ref, &deg})
       for (long i = 0; i < 16; ++i) {
         s->data[ofs + i - 1] *= static_cast<float>(i) / 16.0f;
         s->data[s->nsamples - ofs - i] *= static_cast<float>(i) / 16.0f;
       }
-      iir_filter(*p.wide_band_filter, s->data.data() + ofs, s->nsamples - 2 * ofs);
-    }
+    iir_filter(*p.wide_band_filter, ref.data.data() + ofs, ref.nsamples - 2 * ofs,
+               deg.data.data() + ofs, deg.nsamples - 2 * ofs);
   }
 
   // Alignment works on copies through the alignment filter; the model sees the signals above.
   Signal ref_align = ref, deg_align = deg;
-  for (Signal* s : {&ref_align, &deg_align}) {
-    dc_block(*s, p);
-    iir_filter(*p.align_iir, s->data.data(), s->nsamples + p.padding());
-    compute_vad(*s, p);
-  }
+  dc_block(ref_align, p);
+  dc_block(deg_align, p);
+  iir_filter(*p.align_iir, ref_align.data.data(), ref_align.nsamples + p.padding(),
+             deg_align.data.data(), deg_align.nsamples + p.padding());
+  compute_vad(ref_align, p);
+  compute_vad(deg_align, p);
   Alignment alignment;
   crude_align(ref_align, deg_align, alignment, kWholeSignal, p, ffts);
   utterance_locate(ref_align, deg_align, alignment, p, ffts);
