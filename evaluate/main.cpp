@@ -1,5 +1,5 @@
 // evaluate: score denoising methods on noisy/clean pairs (SI-SDR, SNR, segmental SNR, STOI,
-// ESTOI, real-time factor), with each output's delay found and compensated before scoring.
+// ESTOI, PESQ, real-time factor), with each output's delay found and compensated before scoring.
 //
 //   evaluate --data pairs/                         any layout `train --data` reads
 //   evaluate --data pairs/ --methods noisy,gate --json scores.json --csv scores.csv
@@ -34,9 +34,15 @@ std::string fixed(double v, int decimals) {
 // Methods as rows, mean metrics as columns; delays are shown, never hidden.
 void print_table(const denoise::Evaluator& ev) {
   const auto summary = ev.summary();
+  // PESQ columns for the modes that scored files (the same files for every method).
+  const bool pesq_wb = !summary.empty() && summary[0].pesq_wb_files > 0;
+  const bool pesq_nb = !summary.empty() && summary[0].pesq_nb_files > 0;
   std::printf(
-      "| method | SI-SDR (dB) | SNR (dB) | segSNR (dB) | STOI | ESTOI | RTF | delay (samples) |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+      "| method | SI-SDR (dB) | SNR (dB) | segSNR (dB) | STOI | ESTOI |%s%s RTF | delay "
+      "(samples) |\n",
+      pesq_wb ? " PESQ-WB |" : "", pesq_nb ? " PESQ-NB |" : "");
+  std::printf("|---|---:|---:|---:|---:|---:|%s%s---:|---:|\n", pesq_wb ? "---:|" : "",
+              pesq_nb ? "---:|" : "");
   bool any_delay = false;
   for (const auto& m : summary) {
     std::string delay = std::to_string(m.min_delay_samples);
@@ -46,10 +52,14 @@ void print_table(const denoise::Evaluator& ev) {
       any_delay = true;
       delay += " (" + std::to_string(m.files_delayed) + "/" + std::to_string(m.files) + " files)";
     }
-    std::printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", m.method.c_str(),
+    std::string pesq;
+    if (pesq_wb) pesq += " " + fixed(m.pesq_wb, 3) + " |";
+    if (pesq_nb) pesq += " " + fixed(m.pesq_nb, 3) + " |";
+    std::printf("| %s | %s | %s | %s | %s | %s |%s %s | %s |\n", m.method.c_str(),
                 fixed(m.mean.si_sdr_db, 2).c_str(), fixed(m.mean.snr_db, 2).c_str(),
                 fixed(m.mean.seg_snr_db, 2).c_str(), fixed(m.mean.stoi, 3).c_str(),
-                fixed(m.mean.estoi, 3).c_str(), fixed(m.mean.rtf, 4).c_str(), delay.c_str());
+                fixed(m.mean.estoi, 3).c_str(), pesq.c_str(), fixed(m.mean.rtf, 4).c_str(),
+                delay.c_str());
   }
   std::printf(
       "\nFiles scored: %zu (%.1f s of audio), skipped: %zu. Means over the same files for "
@@ -62,6 +72,18 @@ void print_table(const denoise::Evaluator& ev) {
         "Note: %ld of the files are clean -> clean identity pairs; there the noisy input "
         "scores at the metrics' 200 dB ceiling.\n",
         static_cast<long>(identity));
+  size_t pesq_skipped = 0;
+  for (const auto& f : ev.files()) pesq_skipped += f.pesq_skipped_reason.empty() ? 0 : 1;
+  if (pesq_wb || pesq_nb || pesq_skipped > 0) {
+    std::string note = "PESQ: MOS-LQO, -0.5..4.5 (4.64 wide-band for identical audio); scored";
+    if (pesq_wb) note += " " + std::to_string(summary[0].pesq_wb_files) + " file(s) wide-band";
+    if (pesq_nb) note += " " + std::to_string(summary[0].pesq_nb_files) + " file(s) narrow-band";
+    if (!pesq_wb && !pesq_nb) note += " no file";
+    if (pesq_skipped > 0)
+      note += "; " + std::to_string(pesq_skipped) +
+              " file(s) without PESQ (the reasons are in the JSON's pesq_skipped)";
+    std::printf("%s.\n", note.c_str());
+  }
   if (any_delay)
     std::printf(
         "Note: non-zero delays are outputs lagging (positive) or leading the clean "
@@ -73,9 +95,9 @@ void print_table(const denoise::Evaluator& ev) {
 int main(int argc, char** argv) {
   CLI::App app{
       "evaluate: score denoising methods on noisy/clean pairs.\n"
-      "Metrics per method (means over the files): SI-SDR, SNR, segmental SNR, STOI, ESTOI and\n"
-      "the real-time factor. Each output's constant delay against the clean reference is found\n"
-      "by cross-correlation, compensated before scoring and reported."};
+      "Metrics per method (means over the files): SI-SDR, SNR, segmental SNR, STOI, ESTOI, PESQ\n"
+      "and the real-time factor. Each output's constant delay against the clean reference is\n"
+      "found by cross-correlation, compensated before scoring and reported."};
   app.set_version_flag("--version", std::string("denoise ") + DENOISE_VERSION);
 
   std::string data_dir, clean_path, noisy_path, json_path, csv_path;
@@ -120,6 +142,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-delay-ms", opt.max_delay_ms, "Delay search range either side of zero, ms")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
+  std::string pesq_word = "auto";
+  app.add_option("--pesq", pesq_word,
+                 "PESQ: auto (wide-band, P.862.2, for 16 kHz and above, resampled to 16 kHz; "
+                 "narrow-band, P.862 + P.862.1, below, resampled to 8 kHz), nb, wb or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "nb", "wb", "off"}));
   app.add_option("--json", json_path, "Write per-file and mean scores, delays and skipped files");
   app.add_option("--csv", csv_path, "Write one row per (file, method)");
   std::string report_dir;
@@ -143,6 +171,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "evaluate: error: %s\n", message.c_str());
     return 2;
   };
+  opt.pesq = denoise::parse_pesq_choice(pesq_word);
   if (data_dir.empty() && clean_path.empty())
     return usage("give --data DIR, or --clean FILE and --noisy FILE (see --help)");
   for (const std::string* out : {&json_path, &csv_path}) {
@@ -221,6 +250,8 @@ int main(int argc, char** argv) {
       denoise::PairSignals signals;
       const bool keep = report && report->wants_more_examples();
       auto scores = ev->evaluate_pair(p.noisy, p.clean, keep ? &signals : nullptr);
+      if (!scores.pesq_skipped_reason.empty())
+        bar.print_line("evaluate: skipped PESQ: " + scores.pesq_skipped_reason);
       if (keep) report->add_example(scores, signals, opt.methods);
       ev->add(std::move(scores));
     } catch (const std::exception& e) {

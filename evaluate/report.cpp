@@ -126,6 +126,18 @@ void Report::finish(const Evaluator& ev) {
     }
     bars.panels.push_back(p);
   }
+  for (const bool wide : {true, false}) {
+    if (summary.empty() || (wide ? summary[0].pesq_wb_files : summary[0].pesq_nb_files) == 0)
+      continue;
+    plot::BarPanel p;
+    p.title = wide ? "PESQ-WB" : "PESQ-NB";
+    p.y_label = "MOS-LQO";
+    for (const auto& m : summary) {
+      p.categories.push_back(m.method);
+      p.values.push_back(wide ? m.pesq_wb : m.pesq_nb);
+    }
+    bars.panels.push_back(p);
+  }
   plot::write_png(bars, (fs::path(dir_) / "metrics.png").string());
 
   std::ostringstream h;
@@ -143,30 +155,40 @@ void Report::finish(const Evaluator& ev) {
   for (const auto& metric : kMetrics)
     h << "<th>" << metric.name << (*metric.unit ? std::string(" (") + metric.unit + ")" : "")
       << "</th>";
+  const bool pesq_wb = !summary.empty() && summary[0].pesq_wb_files > 0;
+  const bool pesq_nb = !summary.empty() && summary[0].pesq_nb_files > 0;
+  if (pesq_wb) h << "<th>PESQ-WB (" << summary[0].pesq_wb_files << " files)</th>";
+  if (pesq_nb) h << "<th>PESQ-NB (" << summary[0].pesq_nb_files << " files)</th>";
   h << "<th>delay (samples)</th></tr>\n";
   for (const auto& m : summary) {
     h << "<tr><td>" << html_escape(m.method) << "</td>";
     for (const auto& metric : kMetrics)
       h << "<td class=n>" << fixed(m.mean.*metric.field, metric.decimals) << "</td>";
+    if (pesq_wb) h << "<td class=n>" << fixed(m.pesq_wb, 3) << "</td>";
+    if (pesq_nb) h << "<td class=n>" << fixed(m.pesq_nb, 3) << "</td>";
     h << "<td class=n>" << m.min_delay_samples
-      << (m.min_delay_samples != m.max_delay_samples
-              ? ".." + std::to_string(m.max_delay_samples)
-              : "")
+      << (m.min_delay_samples != m.max_delay_samples ? ".." + std::to_string(m.max_delay_samples)
+                                                     : "")
       << "</td></tr>\n";
   }
-  h << "</table>\n<img src=\"metrics.png\" alt=\"bar charts of the mean metrics per method\">\n";
+  h << "</table>\n";
+  if (pesq_wb || pesq_nb)
+    h << "<p>PESQ: MOS-LQO of ITU-T P.862.2 (wide-band, at 16 kHz) or P.862 with P.862.1 "
+         "(narrow-band, at 8 kHz), -0.5 to 4.5 (4.64 wide-band for identical audio).</p>\n";
+  h << "<img src=\"metrics.png\" alt=\"bar charts of the mean metrics per method\">\n";
 
   if (!examples_.empty()) {
     h << "<h2>Examples</h2>\n<p>Spectrograms and the audio as scored (mono, delay-compensated). "
          "Listen with headphones.</p>\n";
     for (const auto& ex : examples_) {
-      h << "<h3>" << html_escape(fs::path(ex.noisy).filename().string()) << "</h3>\n<p>noisy: "
-        << html_escape(ex.noisy) << "<br>clean: " << html_escape(ex.clean) << "</p>\n<table>";
+      h << "<h3>" << html_escape(fs::path(ex.noisy).filename().string())
+        << "</h3>\n<p>noisy: " << html_escape(ex.noisy) << "<br>clean: " << html_escape(ex.clean)
+        << "</p>\n<table>";
       for (size_t i = 0; i < ex.audio.size(); ++i) {
         const std::string label = i == 0 ? "clean" : methods[i - 1];
         h << "<tr><td>" << html_escape(label) << "</td><td><audio controls preload=\"none\" src=\""
-          << html_escape(ex.audio[i]) << "\"></audio></td><td><a href=\"" << html_escape(ex.audio[i])
-          << "\">" << html_escape(ex.audio[i]) << "</a></td></tr>\n";
+          << html_escape(ex.audio[i]) << "\"></audio></td><td><a href=\""
+          << html_escape(ex.audio[i]) << "\">" << html_escape(ex.audio[i]) << "</a></td></tr>\n";
       }
       h << "</table>\n<img src=\"" << html_escape(ex.figure) << "\" alt=\"spectrograms\">\n";
     }
@@ -174,6 +196,8 @@ void Report::finish(const Evaluator& ev) {
 
   h << "<h2>Per file</h2>\n<table><tr><th>noisy file</th><th>method</th>";
   for (const auto& metric : kMetrics) h << "<th>" << metric.name << "</th>";
+  const bool any_pesq = ev.options().pesq != PesqChoice::off;
+  if (any_pesq) h << "<th>PESQ</th>";
   h << "<th>delay</th></tr>\n";
   for (const auto& f : ev.files()) {
     for (size_t m = 0; m < methods.size() && m < f.methods.size(); ++m) {
@@ -181,6 +205,11 @@ void Report::finish(const Evaluator& ev) {
         << html_escape(methods[m]) << "</td>";
       for (const auto& metric : kMetrics)
         h << "<td class=n>" << fixed(f.methods[m].*metric.field, metric.decimals) << "</td>";
+      if (any_pesq)
+        h << "<td class=n>"
+          << (f.pesq_mode.empty() ? std::string("n/a")
+                                  : fixed(f.methods[m].pesq, 3) + " (" + f.pesq_mode + ")")
+          << "</td>";
       h << "<td class=n>" << f.methods[m].delay_samples << "</td></tr>\n";
     }
   }
@@ -190,6 +219,14 @@ void Report::finish(const Evaluator& ev) {
     for (const auto& s : ev.skipped()) h << "<li>" << html_escape(s.reason) << "</li>\n";
     h << "</ul>\n";
   }
+  bool pesq_heading = false;
+  for (const auto& f : ev.files()) {
+    if (f.pesq_skipped_reason.empty()) continue;
+    if (!pesq_heading) h << "<h2>Files without PESQ</h2>\n<ul>\n";
+    pesq_heading = true;
+    h << "<li>" << html_escape(f.pesq_skipped_reason) << "</li>\n";
+  }
+  if (pesq_heading) h << "</ul>\n";
   h << "</body></html>\n";
   write_file_atomically((fs::path(dir_) / "index.html").string(), h.str());
 }

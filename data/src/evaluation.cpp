@@ -15,6 +15,7 @@
 #include "denoise/file_pipeline.h"
 #include "denoise/front_end.h"
 #include "denoise/metrics.h"
+#include "denoise/pesq.h"
 #include "denoise/resample.h"
 
 namespace fs = std::filesystem;
@@ -120,7 +121,53 @@ std::string csv_field(const std::string& s) {
 
 nlohmann::json scores_json(const MethodScores& s) { return s; }
 
+// The PESQ mode and rate for a file at `rate_hz`; false (with the reason) when none applies.
+bool pesq_plan(PesqChoice choice, int rate_hz, PesqMode& mode, int& pesq_rate_hz,
+               std::string& reason) {
+  switch (choice) {
+    case PesqChoice::off:
+      return false;
+    case PesqChoice::wide_band:
+      if (rate_hz < 16000) {
+        reason = "wide-band PESQ needs 16 kHz or more, the file is " + std::to_string(rate_hz) +
+                 " Hz (use --pesq nb or auto)";
+        return false;
+      }
+      break;
+    case PesqChoice::narrow_band:
+      mode = PesqMode::narrow_band;
+      pesq_rate_hz = 8000;
+      return true;
+    case PesqChoice::automatic:
+      break;
+  }
+  mode = rate_hz >= 16000 ? PesqMode::wide_band : PesqMode::narrow_band;
+  pesq_rate_hz = rate_hz >= 16000 ? 16000 : 8000;
+  return true;
+}
+
 }  // namespace
+
+const char* pesq_choice_name(PesqChoice choice) {
+  switch (choice) {
+    case PesqChoice::narrow_band:
+      return "nb";
+    case PesqChoice::wide_band:
+      return "wb";
+    case PesqChoice::off:
+      return "off";
+    case PesqChoice::automatic:
+      break;
+  }
+  return "auto";
+}
+
+PesqChoice parse_pesq_choice(const std::string& word) {
+  for (PesqChoice c :
+       {PesqChoice::automatic, PesqChoice::narrow_band, PesqChoice::wide_band, PesqChoice::off})
+    if (word == pesq_choice_name(c)) return c;
+  throw Error("PESQ mode '" + word + "' is not one of auto, nb, wb, off");
+}
 
 int64_t estimate_delay(const std::vector<float>& reference, const std::vector<float>& estimate,
                        int64_t max_lag) {
@@ -199,6 +246,14 @@ FileScores Evaluator::evaluate_pair(const std::string& noisy_path,
   out.trimmed_samples = diff;
   const int64_t max_lag = std::llround(options_.max_delay_ms * 1e-3 * rate);
   const std::vector<float> reference_stoi = resample(reference, rate, kStoiRateHz);
+  PesqMode pesq_mode = PesqMode::wide_band;
+  int pesq_rate = 0;
+  const bool with_pesq =
+      pesq_plan(options_.pesq, rate, pesq_mode, pesq_rate, out.pesq_skipped_reason);
+  if (!out.pesq_skipped_reason.empty())
+    out.pesq_skipped_reason = noisy_path + ": no PESQ: " + out.pesq_skipped_reason;
+  const std::vector<float> reference_pesq =
+      with_pesq ? resample(reference, rate, pesq_rate) : std::vector<float>();
   for (const auto& method : options_.methods) {
     MethodScores s;
     std::vector<float> output;
@@ -236,8 +291,25 @@ FileScores Evaluator::evaluate_pair(const std::string& noisy_path,
       // Typically STOI after silence removal: fewer than 30 frames of speech.
       throw Error(noisy_path + ": cannot score " + method + ": " + e.what());
     }
+    if (with_pesq && out.pesq_skipped_reason.empty()) {
+      try {
+        const std::vector<float> output_pesq = resample(output, rate, pesq_rate);
+        s.pesq = pesq(reference_pesq.data(), reference_pesq.size(), output_pesq.data(),
+                      output_pesq.size(), pesq_rate, pesq_mode)
+                     .mos_lqo;
+      } catch (const Error& e) {
+        out.pesq_skipped_reason = noisy_path + ": no PESQ-" +
+                                  (pesq_mode == PesqMode::wide_band ? "WB" : "NB") + " for " +
+                                  method + ": " + e.what();
+      }
+    }
     out.methods.push_back(s);
     if (signals) signals->outputs.push_back(std::move(output));
+  }
+  if (with_pesq && out.pesq_skipped_reason.empty()) {
+    out.pesq_mode = pesq_mode_name(pesq_mode);
+  } else {
+    for (MethodScores& s : out.methods) s.pesq = 0;
   }
   if (signals) {
     signals->sample_rate_hz = rate;
@@ -271,7 +343,16 @@ std::vector<MethodSummary> Evaluator::summary() const {
       ms.max_delay_samples =
           f == 0 ? s.delay_samples : std::max(ms.max_delay_samples, s.delay_samples);
       if (s.delay_samples != 0) ++ms.files_delayed;
+      if (files_[f].pesq_mode == "wb") {
+        ms.pesq_wb += s.pesq;
+        ++ms.pesq_wb_files;
+      } else if (files_[f].pesq_mode == "nb") {
+        ms.pesq_nb += s.pesq;
+        ++ms.pesq_nb_files;
+      }
     }
+    if (ms.pesq_wb_files > 0) ms.pesq_wb /= static_cast<double>(ms.pesq_wb_files);
+    if (ms.pesq_nb_files > 0) ms.pesq_nb /= static_cast<double>(ms.pesq_nb_files);
     if (ms.files > 0) {
       const double k = 1.0 / static_cast<double>(ms.files);
       ms.mean.si_sdr_db *= k;
@@ -301,31 +382,54 @@ nlohmann::json Evaluator::report() const {
     m["delay_samples"] = {{"min", ms.min_delay_samples},
                           {"max", ms.max_delay_samples},
                           {"files_delayed", ms.files_delayed}};
+    if (ms.pesq_wb_files > 0) {
+      m["pesq_wb"] = ms.pesq_wb;
+      m["pesq_wb_files"] = ms.pesq_wb_files;
+    }
+    if (ms.pesq_nb_files > 0) {
+      m["pesq_nb"] = ms.pesq_nb;
+      m["pesq_nb_files"] = ms.pesq_nb_files;
+    }
     mean[ms.method] = m;
   }
   j["mean"] = mean;
   nlohmann::json files = nlohmann::json::array();
   for (const auto& f : files_) {
     nlohmann::json methods = nlohmann::json::object();
-    for (size_t m = 0; m < options_.methods.size(); ++m)
-      methods[options_.methods[m]] = scores_json(f.methods[m]);
-    files.push_back({{"noisy", f.noisy},
-                     {"clean", f.clean},
-                     {"identity", f.identity},
-                     {"sample_rate_hz", f.sample_rate_hz},
-                     {"samples", f.samples},
-                     {"trimmed_samples", f.trimmed_samples},
-                     {"methods", methods}});
+    for (size_t m = 0; m < options_.methods.size(); ++m) {
+      nlohmann::json scores = scores_json(f.methods[m]);
+      if (options_.pesq != PesqChoice::off) {
+        const std::string key = f.pesq_mode.empty() ? std::string("pesq") : "pesq_" + f.pesq_mode;
+        scores[key] = f.pesq_mode.empty() ? nlohmann::json() : nlohmann::json(f.methods[m].pesq);
+      }
+      methods[options_.methods[m]] = scores;
+    }
+    files.push_back(
+        {{"noisy", f.noisy},
+         {"clean", f.clean},
+         {"identity", f.identity},
+         {"sample_rate_hz", f.sample_rate_hz},
+         {"samples", f.samples},
+         {"trimmed_samples", f.trimmed_samples},
+         {"pesq_mode", f.pesq_mode.empty() ? nlohmann::json() : nlohmann::json(f.pesq_mode)},
+         {"methods", methods}});
   }
   j["files"] = files;
   j["skipped"] = skipped_;
+  j["pesq"] = pesq_choice_name(options_.pesq);
+  nlohmann::json pesq_skipped = nlohmann::json::array();
+  for (const auto& f : files_)
+    if (!f.pesq_skipped_reason.empty())
+      pesq_skipped.push_back(
+          {{"noisy", f.noisy}, {"clean", f.clean}, {"reason", f.pesq_skipped_reason}});
+  j["pesq_skipped"] = pesq_skipped;
   return j;
 }
 
 std::string Evaluator::csv() const {
   std::ostringstream out;
   out << "noisy,clean,method,sample_rate_hz,samples,si_sdr_db,snr_db,seg_snr_db,stoi,estoi,rtf,"
-         "delay_samples\n";
+         "delay_samples,pesq_mode,pesq\n";
   for (const auto& f : files_) {
     for (size_t m = 0; m < options_.methods.size(); ++m) {
       const MethodScores& s = f.methods[m];
@@ -333,7 +437,8 @@ std::string Evaluator::csv() const {
           << f.sample_rate_hz << ',' << f.samples << ',' << format_number(s.si_sdr_db, "%.6g")
           << ',' << format_number(s.snr_db, "%.6g") << ',' << format_number(s.seg_snr_db, "%.6g")
           << ',' << format_number(s.stoi, "%.6g") << ',' << format_number(s.estoi, "%.6g") << ','
-          << format_number(s.rtf, "%.6g") << ',' << s.delay_samples << '\n';
+          << format_number(s.rtf, "%.6g") << ',' << s.delay_samples << ',' << f.pesq_mode << ','
+          << (f.pesq_mode.empty() ? std::string() : format_number(s.pesq, "%.6g")) << '\n';
     }
   }
   return out.str();

@@ -87,10 +87,56 @@ check_py "pairs: noisy input near 5 dB SNR" p.json '2 < j["mean"]["noisy"]["snr_
 check_py "pairs: noisy RTF 0, gate RTF > 0" p.json 'j["mean"]["noisy"]["rtf"] == 0 and j["mean"]["gate"]["rtf"] > 0'
 check_py "pairs: classical methods have no delay" p.json 'all(j["mean"][n]["delay_samples"]["files_delayed"] == 0 for n in j["methods"])'
 check_eq "pairs: CSV header + 9 rows" 10 "$(wc -l <p.csv)"
-check_eq "pairs: CSV header" "noisy,clean,method,sample_rate_hz,samples,si_sdr_db,snr_db,seg_snr_db,stoi,estoi,rtf,delay_samples" "$(head -1 p.csv)"
+check_eq "pairs: CSV header" "noisy,clean,method,sample_rate_hz,samples,si_sdr_db,snr_db,seg_snr_db,stoi,estoi,rtf,delay_samples,pesq_mode,pesq" "$(head -1 p.csv)"
 check_eq "pairs: table has a row per method" 3 "$(grep -cE '^\| (noisy|gate|subtract) \|' "$LOG/out")"
 check_eq "pairs: no NaN in the table" 0 "$(grep -ciE 'nan|inf' "$LOG/out")"
 check_eq "pairs: no temporary file left" "" "$(find . -name '.*.tmp-*')"
+
+# ---------------------------------------------------------------- 1a. PESQ
+# 16 kHz: wide-band by default, per file and in the means, over the same 3 files for every method.
+check_py "pesq: choice auto, nothing skipped" p.json 'j["pesq"] == "auto" and j["pesq_skipped"] == []'
+check_py "pesq: every file wide-band" p.json 'all(f["pesq_mode"] == "wb" for f in j["files"])'
+check_py "pesq: per-file PESQ-WB of every method in the MOS-LQO range" p.json 'all(isinstance(f["methods"][n].get("pesq_wb"), float) and 1.0 <= f["methods"][n]["pesq_wb"] <= 4.65 for f in j["files"] for n in j["methods"])'
+check_py "pesq: means over 3 files, equal to the per-file mean" p.json 'all(j["mean"][n]["pesq_wb_files"] == 3 and abs(j["mean"][n]["pesq_wb"] - sum(f["methods"][n]["pesq_wb"] for f in j["files"]) / 3) < 1e-9 for n in j["methods"])'
+check_py "pesq: no narrow-band means" p.json 'all("pesq_nb" not in j["mean"][n] for n in j["methods"])'
+check_eq "pesq: CSV rows carry wb and a score" 9 "$(tail -n +2 p.csv | awk -F, '$13 == "wb" && $14 + 0 >= 1' | wc -l)"
+check_eq "pesq: PESQ-WB column in the table" 1 "$(grep -c '^| method |.*| PESQ-WB | RTF |' "$LOG/out")"
+check_eq "pesq: table rows have a PESQ-WB value" 3 "$(grep -cE '^\| (noisy|gate|subtract) \|.*\| [1-4]\.[0-9]{3} \| [0-9.]+ \|' "$LOG/out")"
+# identical audio: the noisy input of a clean -> clean pair scores 4.64.
+run --clean p/clean/f1.wav --noisy p/clean/f1.wav --methods noisy --json id.json -q
+check_py "pesq: identity pair scores 4.64 wide-band" id.json 'abs(j["files"][0]["methods"]["noisy"]["pesq_wb"] - 4.644) < 0.002'
+# --pesq off: no PESQ anywhere.
+run --data p --methods noisy,gate --pesq off --json off.json --csv off.csv
+check_rc "pesq off: exit code" 0
+check_py "pesq off: no PESQ in the files or the means" off.json 'j["pesq"] == "off" and all(f["pesq_mode"] is None and not any(k.startswith("pesq") for k in f["methods"][n]) for f in j["files"] for n in j["methods"]) and all(not any(k.startswith("pesq") for k in j["mean"][n]) for n in j["methods"])'
+check_eq "pesq off: no PESQ column" 0 "$(grep -c 'PESQ' "$LOG/out")"
+check_eq "pesq off: CSV mode and score empty" 6 "$(tail -n +2 off.csv | awk -F, '$13 == "" && $14 == ""' | wc -l)"
+check_py "pesq off: other metrics unchanged" off.json "abs(j['mean']['gate']['si_sdr_db'] - json.load(open('p.json'))['mean']['gate']['si_sdr_db']) < 1e-9"
+# --pesq nb on 16 kHz material: narrow-band at 8 kHz.
+run --data p --methods noisy,gate --pesq nb --json nb16.json
+check_rc "pesq nb at 16 kHz: exit code" 0
+check_py "pesq nb at 16 kHz: narrow-band scores, PESQ-NB means" nb16.json 'all(f["pesq_mode"] == "nb" and 1.0 <= f["methods"][n]["pesq_nb"] <= 4.56 for f in j["files"] for n in j["methods"]) and j["mean"]["gate"]["pesq_nb_files"] == 3'
+check_eq "pesq nb at 16 kHz: PESQ-NB column" 1 "$(grep -c '| PESQ-NB | RTF |' "$LOG/out")"
+# 8 kHz material: narrow-band by default; wide-band asked of it is skipped with the reason, and
+# the other metrics are still scored.
+mkdir -p e/clean e/noisy
+for f in f1 f2; do
+  sox p/clean/$f.wav -r 8000 e/clean/$f.wav 2>/dev/null && sox p/noisy/$f.wav -r 8000 e/noisy/$f.wav 2>/dev/null
+done
+run --data e --methods noisy,gate --json e.json
+check_rc "pesq at 8 kHz: exit code" 0
+check_py "pesq at 8 kHz: narrow-band by default" e.json 'all(f["pesq_mode"] == "nb" and isinstance(f["methods"][n]["pesq_nb"], float) for f in j["files"] for n in j["methods"])'
+run --data e --methods noisy,gate --pesq wb --json ewb.json --csv ewb.csv
+check_rc "pesq wb at 8 kHz: exit code 0 (other metrics scored)" 0
+check_py "pesq wb at 8 kHz: both files scored, PESQ null" ewb.json 'j["files_scored"] == 2 and all(f["pesq_mode"] is None and f["methods"][n]["pesq"] is None for f in j["files"] for n in j["methods"])'
+check_py "pesq wb at 8 kHz: STOI still scored" ewb.json 'all(0 < f["methods"]["gate"]["stoi"] <= 1 for f in j["files"])'
+check_py "pesq wb at 8 kHz: each file in pesq_skipped with the reason" ewb.json 'len(j["pesq_skipped"]) == 2 and all("16 kHz" in s["reason"] and s["noisy"] in s["reason"] for s in j["pesq_skipped"])'
+check_py "pesq wb at 8 kHz: no PESQ means" ewb.json 'all(not any(k.startswith("pesq") for k in j["mean"][n]) for n in j["methods"])'
+check_eq "pesq wb at 8 kHz: one stderr line per file" 2 "$(grep -c 'evaluate: skipped PESQ: .*needs 16 kHz' "$LOG/err")"
+check_eq "pesq wb at 8 kHz: table note counts them" 1 "$(grep -c '2 file(s) without PESQ' "$LOG/out")"
+run --data p --methods noisy --pesq bogus --json u.json
+check_rc "pesq bogus: usage error" 2
+check_no_file "pesq bogus: no JSON" u.json
 
 # ---------------------------------------------------------------- 1b. --report
 run --data p --methods noisy,gate,subtract --report rep --report-examples 2
@@ -100,7 +146,8 @@ check_eq "report: audio of 2 pairs x (clean + 3 methods)" 8 "$(ls rep/audio/*.wa
 check_eq "report: an audio player per file" 8 "$(grep -o '<audio' rep/index.html | wc -l)"
 check_eq "report: every linked file exists" ok "$(cd rep && grep -oE '(src|href)="[^"]+"' index.html | sed -E 's/^[a-z]+="//; s/"$//' | while read -r f; do [ -e "$f" ] || echo "missing $f"; done | grep -q . && echo missing || echo ok)"
 check_eq "report: mean table row per method" 3 "$(grep -cE '<tr><td>(noisy|gate|subtract)</td><td class=n>' rep/index.html)"
-check_eq "report: bar charts, 3 x 2 grid" 1200x590 "$(png_size rep/metrics.png)"
+check_eq "report: bar charts (6 metrics + PESQ-WB), 3 x 3 grid" 1200x870 "$(png_size rep/metrics.png)"
+check_eq "report: PESQ-WB column in the means" 1 "$(grep -c '<th>PESQ-WB (3 files)</th>' rep/index.html)"
 check_eq "report: spectrograms of clean + 3 methods, 2 x 2 grid" 1200x550 "$(png_size rep/pair1.png)"
 check_eq "report: scored audio is the input for noisy" "$(soxi -s p/noisy/f1.wav)" "$(soxi -s rep/audio/pair1_noisy.wav)"
 check_eq "report: no temporary file left" "" "$(find rep -name '.*.tmp-*')"

@@ -19,6 +19,11 @@
 // sqrt-Hann, 10 ms hops) -- about the best any method that scales the noisy STFT's bins can do.
 // A pair that cannot be scored for every method is skipped as a whole, so that every method's
 // mean is over the same files.
+// PESQ (denoise/pesq.h), unless turned off: wide-band (P.862.2) for files at 16 kHz and above,
+// resampled to 16 kHz, narrow-band (P.862 + P.862.1) below, resampled to 8 kHz; or the mode asked
+// for. A file PESQ cannot score (too short, too little speech, a silent output, wide-band asked of
+// 8 kHz material) keeps its other metrics; its PESQ is left out for every method, with the
+// reason, so that PESQ means are over the same files too.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +35,12 @@
 
 namespace denoise {
 
+// Which PESQ to compute: by the file's rate, one mode for every file, or none.
+enum class PesqChoice { automatic, narrow_band, wide_band, off };
+// "auto", "nb", "wb", "off" (both ways; parse throws denoise::Error for another word).
+const char* pesq_choice_name(PesqChoice choice);
+PesqChoice parse_pesq_choice(const std::string& word);
+
 struct EvaluationOptions {
   // "noisy" (the input, unprocessed), "oracle" (the ideal ratio mask, a ceiling) and any name
   // make_denoiser knows.
@@ -37,14 +48,17 @@ struct EvaluationOptions {
   MethodOptions method_options;  // model_path for "unet"
   double max_delay_ms = 50;      // delay search range, either side
   double max_length_mismatch_ms = 10;
+  PesqChoice pesq = PesqChoice::automatic;
 };
 
 // Scores of one method on one file. rtf: processing seconds per second of audio (0 for noisy).
 // delay_samples > 0: the output lagged the clean reference by that many samples (at the file's
 // rate) and was shifted earlier before scoring.
+// pesq: MOS-LQO in the file's PESQ mode (FileScores::pesq_mode); 0 where PESQ was not scored.
 struct MethodScores {
   double si_sdr_db = 0, snr_db = 0, seg_snr_db = 0, stoi = 0, estoi = 0, rtf = 0;
   int64_t delay_samples = 0;
+  double pesq = 0;  // not in the JSON macro: reported as pesq_wb / pesq_nb by Evaluator
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MethodScores, si_sdr_db, snr_db, seg_snr_db, stoi, estoi, rtf,
                                    delay_samples)
@@ -56,6 +70,8 @@ struct FileScores {
   int64_t samples = 0;                // scored length (after trimming)
   int64_t trimmed_samples = 0;        // removed from the longer side (<= 10 ms)
   std::vector<MethodScores> methods;  // in EvaluationOptions::methods order
+  std::string pesq_mode;              // "wb", "nb", or empty when PESQ was not scored
+  std::string pesq_skipped_reason;    // why not, when PESQ was asked for but could not be scored
 };
 
 struct SkippedFile {
@@ -70,6 +86,9 @@ struct MethodSummary {
   int64_t files = 0;
   int64_t min_delay_samples = 0, max_delay_samples = 0;
   int64_t files_delayed = 0;  // files whose delay was non-zero
+  // PESQ means over the files scored in each mode.
+  double pesq_wb = 0, pesq_nb = 0;
+  int64_t pesq_wb_files = 0, pesq_nb_files = 0;
 };
 
 // Estimated delay of `estimate` against `reference` in samples (positive: `estimate` lags), the
@@ -120,6 +139,11 @@ class Evaluator {
   //  "files": [{noisy, clean, identity, sample_rate_hz, samples, trimmed_samples,
   //             "methods": {method: {metric: value, ..., "delay_samples"}}}],
   //  "skipped": [{noisy, clean, reason}]}
+  // plus "pesq": the choice ("auto", ...), "pesq_skipped": [{noisy, clean, reason}], per file
+  // "pesq_mode" ("wb", "nb" or null) and per method "pesq_wb" or "pesq_nb" (null when not
+  // scored), and in each mean "pesq_wb" / "pesq_nb" with "pesq_wb_files" / "pesq_nb_files" for
+  // the modes that scored files.
+  // CSV: two more columns, pesq_mode and pesq (empty when not scored).
   nlohmann::json report() const;
   // One row per (file, method) after a header line; RFC 4180 quoting of paths.
   std::string csv() const;
