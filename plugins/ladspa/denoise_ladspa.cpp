@@ -15,9 +15,15 @@
 // compute too slow over the last second, input piling up, or a deadline passed. Both methods run
 // at one latency (the larger; the other is delayed to it); switching crossfades over 10 ms.
 //
+// Deadlines missed in the first half second after activate() (the worker starting) are covered
+// by the dry signal but do not count towards the fall-back. The worker takes the scheduling
+// policy of the thread that calls run() (one priority step lower), once.
+//
 // The model (the default one, or $DENOISE_MODEL) is loaded in instantiate(); without one the
 // plugin runs the gate and says so once on stderr.
 #include <ladspa.h>
+#include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 
 #include <algorithm>
@@ -133,6 +139,8 @@ class Plugin {
     misses_seen_ = 0;
     fallen_back_.store(false);
     first_ = true;
+    scheduling_copied_ = false;
+    processed_ = 0;
     stop_.store(false);
     worker_ = std::thread([this] { work(); });
   }
@@ -160,6 +168,17 @@ class Plugin {
     float* out = ports_[kOutput];
     if (!in || !out || n == 0) return;
 
+    if (!scheduling_copied_) {
+      // The worker serves this thread: it gets the same scheduling (a real-time host's audio
+      // thread runs SCHED_FIFO/RR; one step lower), once, at the first block.
+      scheduling_copied_ = true;
+      int policy = 0;
+      sched_param param{};
+      if (pthread_getschedparam(pthread_self(), &policy, &param) == 0 && policy != SCHED_OTHER) {
+        param.sched_priority = std::max(sched_get_priority_min(policy), param.sched_priority - 1);
+        pthread_setschedparam(worker_.native_handle(), policy, &param);
+      }
+    }
     const size_t fits = in_ring_->write(in, n);
     const uint64_t base = written_;
     written_ += fits;
@@ -240,13 +259,17 @@ class Plugin {
     }
     if (!want_model && mix_ == 0.f) model_running_ = false;
 
+    processed_ += static_cast<int64_t>(m);
     if (model_running_ && !fallen_back_.load()) {
+      // Deadlines missed in the first half second (the worker's start, cold caches) are not
+      // counted: the dry signal covers them, and the model goes on.
       const uint64_t misses = misses_.load(std::memory_order_relaxed);
+      const bool lost = misses > misses_seen_ && processed_ >= rate_hz_ / 2;
+      misses_seen_ = misses;
       const std::string why =
           fallback_reason(model_->chain().engine(), *stats_,
                           static_cast<double>(in_ring_->read_available()) / rate_hz_,
-                          misses > misses_seen_ ? "the host's deadline passed" : nullptr);
-      misses_seen_ = misses;
+                          lost ? "the host's deadline passed" : nullptr);
       if (!why.empty()) {
         fallen_back_.store(true);
         std::fprintf(stderr, "denoise_ladspa: warning: unet cannot keep up (%s); switched to %s\n",
@@ -268,8 +291,10 @@ class Plugin {
   std::atomic<uint64_t> misses_{0};
   // run()'s own.
   uint64_t written_ = 0, taken_ = 0;
+  bool scheduling_copied_ = false;
   // The worker's own.
   uint64_t misses_seen_ = 0;
+  int64_t processed_ = 0;  // samples since activation
   bool model_running_ = false, first_ = true;
   int64_t model_fed_ = 0, warmup_samples_ = 0;
   float mix_ = 0.f, fade_step_ = 0.f;
