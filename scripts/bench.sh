@@ -251,3 +251,13 @@ printf '  noisy only (metrics alone):        %s s\n' "$(eval_s noisy)"
 printf '  noisy + 3 classical methods:       %s s\n' "$(eval_s noisy,subtract,gate,gate-nonstationary)"
 printf '  ... + unet (1 thread):             %s s\n' \
   "$(eval_s noisy,subtract,gate,gate-nonstationary,unet --model "$model" --threads 1)"
+
+# --- embedding: the C API and the LADSPA plugin, per stream (issue 16) --------------------------
+# One stream in 10 ms blocks, as a host calls a plugin; the plugin runs the model and the gate
+# side by side (the gate is its instant fall-back), so its cost is the two rows added.
+[ -x "$build/bin/bench_stream" ] || cmake --build "$build" -j2 --target bench_stream >/dev/null 2>&1 || true
+if [ -x "$build/bin/bench_stream" ]; then
+  echo
+  echo "C API / LADSPA plugin, per stream, one core, 10 ms blocks, 20 s of audio (thread CPU time):"
+  taskset -c 0 "$build/bin/bench_stream" 20
+fi
