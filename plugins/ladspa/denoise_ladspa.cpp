@@ -12,7 +12,7 @@
 // runs the streams, which may allocate (LibTorch does). Output that is not ready by the deadline
 // is the dry input (delayed by the same latency, so nothing jumps), the late output is dropped,
 // and the model hands over to the gate as live mode does (fallback_reason in stream_chain.h):
-// compute too slow over the last second, input piling up, or a deadline passed. Both methods run
+// compute too slow over the last second, or a deadline passed. Both methods run
 // at one latency (the larger; the other is delayed to it); switching crossfades over 10 ms.
 //
 // Deadlines missed in the first half second after activate() (the worker starting) are covered
@@ -266,10 +266,10 @@ class Plugin {
       const uint64_t misses = misses_.load(std::memory_order_relaxed);
       const bool lost = misses > misses_seen_ && processed_ >= rate_hz_ / 2;
       misses_seen_ = misses;
-      const std::string why =
-          fallback_reason(model_->chain().engine(), *stats_,
-                          static_cast<double>(in_ring_->read_available()) / rate_hz_,
-                          lost ? "the host's deadline passed" : nullptr);
+      // No backlog term: a host may hand over seconds in one block (sox does), which waits in
+      // the ring without anything being late; lateness shows as missed deadlines.
+      const std::string why = fallback_reason(model_->chain().engine(), *stats_, 0.0,
+                                              lost ? "the host's deadline passed" : nullptr);
       if (!why.empty()) {
         fallen_back_.store(true);
         std::fprintf(stderr, "denoise_ladspa: warning: unet cannot keep up (%s); switched to %s\n",
@@ -331,12 +331,10 @@ const LADSPA_PortDescriptor kPortDescriptors[kPortCount] = {
     LADSPA_PORT_INPUT | LADSPA_PORT_AUDIO,   LADSPA_PORT_OUTPUT | LADSPA_PORT_AUDIO,
     LADSPA_PORT_INPUT | LADSPA_PORT_CONTROL, LADSPA_PORT_INPUT | LADSPA_PORT_CONTROL,
     LADSPA_PORT_INPUT | LADSPA_PORT_CONTROL, LADSPA_PORT_OUTPUT | LADSPA_PORT_CONTROL};
-const char* const kPortNames[kPortCount] = {"Input",
-                                            "Output",
-                                            "Method (0 = model, 1 = causal gate)",
-                                            "Attenuation limit (dB, 0 = bypass, 100 = none)",
-                                            "Output gain (dB)",
-                                            "latency"};
+// Short names: PipeWire's filter-chain and other hosts' configurations address controls by them.
+const char* const kPortNames[kPortCount] = {
+    "Input",     "Output", "Method (0 = model, 1 = gate)", "Attenuation limit (dB)",
+    "Gain (dB)", "latency"};
 const LADSPA_PortRangeHint kPortHints[kPortCount] = {
     {0, 0, 0},
     {0, 0, 0},

@@ -5,7 +5,8 @@
 # - applyplugin (ladspa-sdk, an offline host) over a noisy file gives the engine's streaming output
 #   after the latency the plugin reports, within 1e-4 (plus the 16-bit WAV's rounding, which
 #   applyplugin reads and writes): the model at 16 kHz (no resampling) and 48 kHz (resampled), the
-#   causal gate at 48 kHz, bypass, gain and an attenuation limit. The reference is infer's file
+#   causal gate at 48 kHz, bypass, gain and an attenuation limit; and sox's ladspa effect, which
+#   compensates the reported latency. The reference is infer's file
 #   pipeline, which the engine's streaming output equals (tests/test_stream.cpp, install_cli).
 # - End to end through a sound server: a private pulseaudio with module-ladspa-sink in front of a
 #   null sink; a noisy file played into the plugin's sink and recorded from the null sink's
@@ -149,6 +150,76 @@ apply "$name" x48.wav lim48.wav 0 6 3 && {
   compare "$name" lim48.wav ref_unet48.wav "$L48" "$("$PY" -c 'print(10 ** (-6 / 20))')" \
     "$("$PY" -c 'print(10 ** (3 / 20))')" && ok "$name (max difference $(cat cmp.out))" ||
     fail "$name" "max difference $(cat cmp.out)"; }
+
+# sox's ladspa effect with -l reads the latency port and removes the delay: lag 0.
+name="sox ladspa -l (latency compensated): model, 16 kHz = engine output, no delay"
+if LADSPA_PATH=$(dirname "$PLUGIN") sox x16.wav sox16.wav ladspa -l denoise_ladspa denoise_mono 0 100 0 >sox.out 2>&1; then
+  compare "$name" sox16.wav ref_unet16.wav 0 && ok "$name (max difference $(cat cmp.out))" ||
+    fail "$name" "max difference $(cat cmp.out)"
+else
+  fail "$name" "$(tr '\n' '|' <sox.out)"
+fi
+
+# A host whose blocks are too short for the model (16 samples at 48 kHz: 0.33 ms to compute a
+# 10 ms hop through two resamplers): the plugin must say it falls back and carry on as the gate,
+# no silence, no NaN, no jump (a ctypes host calling run() block after block).
+sox x48.wav x48.wav x48.wav x48x3.wav
+"$INFER" x48x3.wav --method gate-nonstationary --causal --padding 0 --n-fft 960 --hop 240 \
+  -o ref_gate48x3.wav --bits f32 -q
+name="too short blocks for the model: falls back to the gate, output stays the gate's"
+if "$PY" - "$PLUGIN" x48x3.wav ref_gate48x3.wav >degrade.out 2>degrade.err <<'PY'
+import ctypes as C, sys, numpy as np, soundfile as sf
+F = C.POINTER(C.c_float)
+class Descriptor(C.Structure):
+    _fields_ = [("unique_id", C.c_ulong), ("label", C.c_char_p), ("properties", C.c_int),
+                ("name", C.c_char_p), ("maker", C.c_char_p), ("copyright", C.c_char_p),
+                ("port_count", C.c_ulong), ("port_descriptors", C.POINTER(C.c_int)),
+                ("port_names", C.POINTER(C.c_char_p)), ("hints", C.c_void_p), ("data", C.c_void_p),
+                ("instantiate", C.CFUNCTYPE(C.c_void_p, C.c_void_p, C.c_ulong)),
+                ("connect_port", C.CFUNCTYPE(None, C.c_void_p, C.c_ulong, F)),
+                ("activate", C.CFUNCTYPE(None, C.c_void_p)),
+                ("run", C.CFUNCTYPE(None, C.c_void_p, C.c_ulong)),
+                ("run_adding", C.c_void_p), ("set_run_adding_gain", C.c_void_p),
+                ("deactivate", C.CFUNCTYPE(None, C.c_void_p)), ("cleanup", C.CFUNCTYPE(None, C.c_void_p))]
+lib = C.CDLL(sys.argv[1])
+lib.ladspa_descriptor.restype = C.POINTER(Descriptor)
+d = lib.ladspa_descriptor(0).contents
+x = sf.read(sys.argv[2], dtype="float32")[0]
+ref = sf.read(sys.argv[3], dtype="float64")[0]
+h = d.instantiate(C.byref(d), 48000)
+block = 16
+inp, out = (C.c_float * block)(), (C.c_float * block)()
+ctl = [(C.c_float * 1)() for _ in range(4)]
+ctl[1][0] = 100.0
+d.connect_port(h, 0, C.cast(inp, F)); d.connect_port(h, 1, C.cast(out, F))
+for i in range(4): d.connect_port(h, 2 + i, C.cast(ctl[i], F))
+d.activate(h)
+y = np.zeros(len(x))
+for i in range(0, len(x) - block + 1, block):
+    C.memmove(inp, x[i:i + block].ctypes.data, 4 * block)
+    d.run(h, block)
+    y[i:i + block] = np.frombuffer(out, dtype=np.float32)
+d.deactivate(h); d.cleanup(h)
+L = int(ctl[3][0])
+assert np.all(np.isfinite(y)), "NaN or Inf in the output"
+assert np.abs(y).max() <= 1.05 * np.abs(x).max() + 1e-3, "output peak %.3f" % np.abs(y).max()
+# The last two thirds against the gate's own output (after the fall-back, which comes early).
+a, b = len(x) // 3, len(x) - L - 960
+s, e = ref[a:b] - ref[a:b].mean(), y[a + L:b + L] - y[a + L:b + L].mean()
+t = np.dot(e, s) / np.dot(s, s) * s
+sdr = 10 * np.log10(np.dot(t, t) / np.dot(e - t, e - t))
+print("%.1f dB" % sdr)
+sys.exit(0 if sdr >= 25 else 1)
+PY
+then
+  if grep -q "cannot keep up.*switched to gate-nonstationary" degrade.err; then
+    ok "$name (SI-SDR against the gate $(cat degrade.out); $(grep -m1 -o 'cannot keep up.*' degrade.err))"
+  else
+    fail "$name" "no fall-back message: $(tr '\n' '|' <degrade.err)"
+  fi
+else
+  fail "$name" "$(cat degrade.out degrade.err | tail -3 | tr '\n' '|')"
+fi
 
 # ---------------------------------------------------------------- through pulseaudio
 pulse_part() {
