@@ -5,7 +5,6 @@
  * tones in 10 ms blocks and prints the latency (samples, ms) and the thread CPU time per second of
  * audio (% of one core). Not a test: timings depend on the machine. */
 #include <denoise/denoise.h>
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +16,10 @@ static double cpu_seconds(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void measure(const DenoiseModel *model, int rate, double seconds) {
-  DenoiseStream *s = NULL;
+static void measure(const DenoiseModel* model, int rate, double seconds) {
+  DenoiseStream* s = NULL;
   size_t block = (size_t)(rate / 100), n = (size_t)(seconds * rate), done, i;
-  float *buf = (float *)malloc(block * sizeof(float));
+  float* buf = (float*)malloc(block * sizeof(float));
   unsigned long state = 1;
   double t0, cpu;
   if (!buf || denoise_stream_create(model, NULL, rate, &s) != DENOISE_OK) {
@@ -46,10 +45,10 @@ static void measure(const DenoiseModel *model, int rate, double seconds) {
   free(buf);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   static const int rates[] = {16000, 44100, 48000};
   double seconds = argc > 1 ? atof(argv[1]) : 10.0;
-  DenoiseModel *model = NULL;
+  DenoiseModel* model = NULL;
   size_t r;
   if (denoise_model_load(NULL, &model) != DENOISE_OK)
     printf("  (no model: %s)\n", denoise_last_error());

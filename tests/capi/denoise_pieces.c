@@ -7,21 +7,24 @@
  *       the input padded with latency zeros) to OUT. It also runs the whole input in one call on a
  *       second stream and fails when the two differ by more than 1e-6. MODEL "-" is the default
  *       model; "gate" is the causal gate (no model).
+ *   denoise_pieces threads RATE IN.f32
+ *       One model, two streams in two threads at once (pthreads) and a third afterwards in this
+ *       one: the three outputs must be equal (the model is shared and only read).
  *   denoise_pieces bad-calls CORRUPT_MODEL
  *       Calls with null pointers, rates out of range, unknown methods, a corrupt and a missing
  *       model file: each must return its error status with a message, never crash.
  * Exit status 0 when everything held, 1 otherwise (one line on stderr says what). */
 #include <denoise/denoise.h>
-
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int failures = 0;
 
-static void expect_status(const char *what, DenoiseStatus got, DenoiseStatus want) {
-  const char *message = denoise_last_error();
+static void expect_status(const char* what, DenoiseStatus got, DenoiseStatus want) {
+  const char* message = denoise_last_error();
   if (got != want) {
     fprintf(stderr, "FAIL - %s: status %d, wanted %d (%s)\n", what, (int)got, (int)want, message);
     ++failures;
@@ -29,21 +32,22 @@ static void expect_status(const char *what, DenoiseStatus got, DenoiseStatus wan
     fprintf(stderr, "FAIL - %s: status %d without a message\n", what, (int)got);
     ++failures;
   } else {
-    printf("ok - %s%s%s\n", what, want != DENOISE_OK ? ": " : "", want != DENOISE_OK ? message : "");
+    printf("ok - %s%s%s\n", what, want != DENOISE_OK ? ": " : "",
+           want != DENOISE_OK ? message : "");
   }
 }
 
-static float *read_f32(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
+static float* read_f32(const char* path, size_t* n) {
+  FILE* f = fopen(path, "rb");
   long bytes;
-  float *data;
+  float* data;
   if (!f) return NULL;
   if (fseek(f, 0, SEEK_END) != 0 || (bytes = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
     fclose(f);
     return NULL;
   }
   *n = (size_t)bytes / sizeof(float);
-  data = (float *)malloc(*n * sizeof(float) + 1);
+  data = (float*)malloc(*n * sizeof(float) + 1);
   if (data && fread(data, sizeof(float), *n, f) != *n) {
     free(data);
     data = NULL;
@@ -52,9 +56,9 @@ static float *read_f32(const char *path, size_t *n) {
   return data;
 }
 
-static int bad_calls(const char *corrupt_model) {
-  DenoiseModel *model = (DenoiseModel *)&failures; /* must be overwritten with NULL */
-  DenoiseStream *stream = (DenoiseStream *)&failures;
+static int bad_calls(const char* corrupt_model) {
+  DenoiseModel* model = (DenoiseModel*)&failures; /* must be overwritten with NULL */
+  DenoiseStream* stream = (DenoiseStream*)&failures;
   float x[16] = {0};
 
   expect_status("model_load(path, NULL)", denoise_model_load(NULL, NULL), DENOISE_ERROR_ARGUMENT);
@@ -118,20 +122,20 @@ static int bad_calls(const char *corrupt_model) {
 }
 
 /* A small deterministic generator (no rand(): its sequence differs between C libraries). */
-static unsigned long next_random(unsigned long *state) {
+static unsigned long next_random(unsigned long* state) {
   *state = *state * 6364136223846793005UL + 1442695040888963407UL;
   return (*state >> 33);
 }
 
-static int run_denoise(const char *model_arg, int rate, const char *in_path, const char *out_path,
+static int run_denoise(const char* model_arg, int rate, const char* in_path, const char* out_path,
                        unsigned long seed) {
-  DenoiseModel *model = NULL;
+  DenoiseModel* model = NULL;
   DenoiseStream *pieces = NULL, *whole = NULL;
   size_t n = 0, total, done, i;
   float *in, *padded, *out, *out_whole;
   int latency;
   double worst = 0;
-  FILE *f;
+  FILE* f;
 
   in = read_f32(in_path, &n);
   if (!in) {
@@ -155,9 +159,9 @@ static int run_denoise(const char *model_arg, int rate, const char *in_path, con
          denoise_stream_sample_rate_hz(pieces), latency);
 
   total = n + (size_t)latency;
-  padded = (float *)calloc(total, sizeof(float));
-  out = (float *)calloc(total, sizeof(float));
-  out_whole = (float *)calloc(total, sizeof(float));
+  padded = (float*)calloc(total, sizeof(float));
+  out = (float*)calloc(total, sizeof(float));
+  out_whole = (float*)calloc(total, sizeof(float));
   if (!padded || !out || !out_whole) return 1;
   memcpy(padded, in, n * sizeof(float));
 
@@ -204,12 +208,80 @@ static int run_denoise(const char *model_arg, int rate, const char *in_path, con
   return 0;
 }
 
-int main(int argc, char **argv) {
+struct Job {
+  const DenoiseModel* model;
+  int rate;
+  const float* in;
+  float* out;
+  size_t n;
+  int status;
+};
+
+static void* run_job(void* arg) {
+  struct Job* job = (struct Job*)arg;
+  DenoiseStream* s = NULL;
+  size_t done, m;
+  job->status = denoise_stream_create(job->model, NULL, job->rate, &s);
+  for (done = 0; job->status == DENOISE_OK && done < job->n; done += m) {
+    m = job->n - done < 480 ? job->n - done : 480;
+    job->status = denoise_stream_process(s, job->in + done, job->out + done, m);
+  }
+  denoise_stream_free(s);
+  return NULL;
+}
+
+static int run_threads(int rate, const char* in_path) {
+  DenoiseModel* model = NULL;
+  size_t n = 0, i;
+  float *in = read_f32(in_path, &n), *out[3];
+  struct Job jobs[3];
+  pthread_t threads[2];
+  double worst = 0;
+  int t;
+  if (!in || denoise_model_load(NULL, &model) != DENOISE_OK) {
+    fprintf(stderr, "FAIL - threads: %s\n", in ? denoise_last_error() : "cannot read input");
+    return 1;
+  }
+  for (t = 0; t < 3; ++t) {
+    out[t] = (float*)calloc(n + 1, sizeof(float));
+    jobs[t].model = model;
+    jobs[t].rate = rate;
+    jobs[t].in = in;
+    jobs[t].out = out[t];
+    jobs[t].n = n;
+    jobs[t].status = -1;
+  }
+  for (t = 0; t < 2; ++t) pthread_create(&threads[t], NULL, run_job, &jobs[t]);
+  for (t = 0; t < 2; ++t) pthread_join(threads[t], NULL);
+  run_job(&jobs[2]);
+  for (t = 0; t < 3; ++t)
+    if (jobs[t].status != DENOISE_OK) {
+      fprintf(stderr, "FAIL - threads: stream %d failed\n", t);
+      return 1;
+    }
+  for (i = 0; i < n; ++i) {
+    worst = fmax(worst, fabs((double)out[0][i] - out[2][i]));
+    worst = fmax(worst, fabs((double)out[1][i] - out[2][i]));
+  }
+  printf("two threads on one model vs one thread alone: max difference %.3g\n", worst);
+  for (t = 0; t < 3; ++t) free(out[t]);
+  free(in);
+  denoise_model_free(model);
+  if (worst > 1e-6) {
+    fprintf(stderr, "FAIL - streams sharing a model in two threads differ by %.3g\n", worst);
+    return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
   if (argc == 3 && strcmp(argv[1], "bad-calls") == 0) return bad_calls(argv[2]);
+  if (argc == 4 && strcmp(argv[1], "threads") == 0) return run_threads(atoi(argv[2]), argv[3]);
   if (argc == 7 && strcmp(argv[1], "denoise") == 0)
     return run_denoise(argv[2], atoi(argv[3]), argv[4], argv[5], strtoul(argv[6], NULL, 10));
   fprintf(stderr,
-          "usage: %s denoise MODEL|-|gate RATE IN.f32 OUT.f32 SEED | bad-calls CORRUPT_MODEL\n",
+          "usage: %s denoise MODEL|-|gate RATE IN.f32 OUT.f32 SEED | threads RATE IN.f32 | "
+          "bad-calls CORRUPT_MODEL\n",
           argv[0]);
   return 2;
 }

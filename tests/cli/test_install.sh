@@ -11,7 +11,7 @@
 # Checks: --help of each program; the installed infer with the default model gives the build's
 # output; a C program built through pkg-config (and one through find_package) denoises in pieces
 # of random sizes and matches the file pipeline within 1e-4 (unet at 16 and 48 kHz, the causal
-# gate at 48 kHz); bad calls return errors. Prints "ok - ..." / "FAIL - ..." and "N passed, M
+# gate at 48 kHz); streams on one model in two threads equal one alone; bad calls return errors. Prints "ok - ..." / "FAIL - ..." and "N passed, M
 # failed"; non-zero exit status if any check failed.
 set -u
 [ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2; exit 2; }
@@ -109,7 +109,7 @@ int main(void) { return denoise_version() ? 0 : 1; }' 2>cc.err; then
 else
   fail "denoise.h compiles as C89" "$(head -3 cc.err | tr '\n' '|')"
 fi
-if cc -std=c99 -pedantic -Wall -Wextra -Werror denoise_pieces.c -o denoise_pieces \
+if cc -std=c99 -pedantic -Wall -Wextra -Werror -pthread denoise_pieces.c -o denoise_pieces \
      $(pkg-config --cflags --libs denoise) -lm -Wl,-rpath,"$(pkg-config --variable=libdir denoise)" 2>cc.err; then
   ok "C program built through pkg-config"
 else
@@ -141,6 +141,9 @@ if [ -x denoise_pieces ]; then
   else
     fail "C API, causal gate, 48 kHz" "$(head -3 dp.err | tr '\n' '|')"
   fi
+  ./denoise_pieces threads 48000 x48.f32 >thr.out 2>&1 &&
+    ok "C API, one model, streams in two threads at once = one alone ($(grep -o 'difference.*' thr.out))" ||
+    fail "C API, one model, two threads" "$(tr '\n' '|' <thr.out)"
   ./denoise_pieces bad-calls truncated.dnz >bad.out 2>&1 && ok "C API bad calls return errors" ||
     fail "C API bad calls return errors" "$(grep FAIL bad.out | head -3 | tr '\n' '|')"
 fi
@@ -151,7 +154,8 @@ cmake_minimum_required(VERSION 3.18)
 project(client C)
 find_package(denoise 0.1 CONFIG REQUIRED)
 add_executable(client ../denoise_pieces.c)
-target_link_libraries(client PRIVATE denoise::denoise m)
+find_package(Threads REQUIRED)
+target_link_libraries(client PRIVATE denoise::denoise Threads::Threads m)
 CM
 if cmake -S pkg -B pkg/build -DCMAKE_PREFIX_PATH="$P" >cm.log 2>&1 && cmake --build pkg/build >>cm.log 2>&1 &&
    pkg/build/client bad-calls truncated.dnz >/dev/null 2>&1; then
@@ -166,10 +170,11 @@ INNER
 
 cd "$T" || exit 2
 export T P BUILD SRC PY
-if unshare -rm true 2>/dev/null; then
+# DENOISE_INSTALL_TEST_MODE=present runs the weaker check even where namespaces work.
+if [ "${DENOISE_INSTALL_TEST_MODE:-}" != present ] && unshare -rm true 2>/dev/null; then
   # Deeper folder first: the build folder may lie inside the checkout.
   MODE=hidden unshare -rm bash -c 'mount -t tmpfs none "$BUILD" && mount -t tmpfs none "$SRC" && exec bash "$T/inner.sh"'
 else
-  echo "note: no user namespaces here, so the build and source folders stay in place; checking only that nothing is loaded from them"
+  echo "note: the build and source folders stay in place (no user namespaces here, or DENOISE_INSTALL_TEST_MODE=present); checking only that no library is loaded from them"
   MODE=present bash "$T/inner.sh"
 fi
