@@ -49,6 +49,13 @@ sox "$T/work/x16.wav" -r 48000 "$T/work/x48.wav"
   "$BUILD/bin/infer" "$T/work/x48.wav" -o "$T/work/ref_unet48.wav" -q &&
   "$BUILD/bin/infer" "$T/work/x48.wav" --method gate-nonstationary --causal --padding 0 \
     --n-fft 960 --hop 240 -o "$T/work/ref_gate48.wav" -q || { echo "FAIL - reference outputs"; exit 1; }
+HAVE_LADSPA=no
+if [ -f "$BUILD/lib/denoise_ladspa.so" ] && command -v applyplugin >/dev/null; then
+  HAVE_LADSPA=yes
+  sox "$T/work/x16.wav" -b 16 "$T/work/x16s.wav"
+  applyplugin "$T/work/x16s.wav" "$T/work/ref_ladspa16.wav" "$BUILD/lib/denoise_ladspa.so" \
+    denoise_mono 0 100 0 >/dev/null 2>&1 || { echo "FAIL - reference plugin output"; exit 1; }
+fi
 head -c 4000 "$SRC/models/pretrained/default.dnz" >"$T/work/truncated.dnz"
 cp "$SRC/tests/capi/denoise_pieces.c" "$T/work/"
 
@@ -148,6 +155,19 @@ if [ -x denoise_pieces ]; then
     fail "C API bad calls return errors" "$(grep FAIL bad.out | head -3 | tr '\n' '|')"
 fi
 
+# The installed LADSPA plugin finds the installed library and model by itself.
+if [ "$HAVE_LADSPA" = yes ]; then
+  plugin=$(find "$P" -name denoise_ladspa.so | head -1)
+  if [ -n "$plugin" ] && LD_DEBUG=files applyplugin x16s.wav inst_ladspa16.wav "$plugin" denoise_mono 0 100 0 \
+       >ap.out 2>ap.err && cmp -s inst_ladspa16.wav ref_ladspa16.wav; then
+    bad=$(loaded_from_tree ap.err)
+    [ -z "$bad" ] && ok "installed LADSPA plugin (applyplugin) = the build's, model included" ||
+      fail "installed LADSPA plugin" "loaded $bad"
+  else
+    fail "installed LADSPA plugin" "${plugin:-not installed}: $(grep -v '^ *[0-9]*:' ap.err 2>/dev/null | head -3 | tr '\n' '|')"
+  fi
+fi
+
 # The CMake package.
 mkdir -p pkg && cat >pkg/CMakeLists.txt <<'CM'
 cmake_minimum_required(VERSION 3.18)
@@ -169,7 +189,7 @@ echo "$PASSED passed, $FAILED failed"
 INNER
 
 cd "$T" || exit 2
-export T P BUILD SRC PY
+export T P BUILD SRC PY HAVE_LADSPA
 # DENOISE_INSTALL_TEST_MODE=present runs the weaker check even where namespaces work.
 if [ "${DENOISE_INSTALL_TEST_MODE:-}" != present ] && unshare -rm true 2>/dev/null; then
   # Deeper folder first: the build folder may lie inside the checkout.
