@@ -87,9 +87,11 @@ std::vector<std::string> default_model_candidates() {
     add(bin / ".." / "share" / "denoise" / "models" / "default.dnz");
     add(bin / ".." / ".." / "models" / "pretrained" / "default.dnz");  // a build in the checkout
   }
-  // A build folder anywhere: the checkout it was configured from.
-#ifdef DENOISE_SOURCE_MODEL_DIR
-  add(fs::path(DENOISE_SOURCE_MODEL_DIR) / "default.dnz");
+  // A build folder anywhere: the checkout it was configured from, for this build's own library
+  // only (an installed or copied one never reaches back into the checkout).
+#if defined(DENOISE_SOURCE_MODEL_DIR) && defined(DENOISE_BUILD_LIB_DIR)
+  if (!lib.empty() && fs::equivalent(lib, DENOISE_BUILD_LIB_DIR, ec))
+    add(fs::path(DENOISE_SOURCE_MODEL_DIR) / "default.dnz");
 #endif
   return out;
 }

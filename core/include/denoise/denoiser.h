@@ -123,8 +123,8 @@ std::string default_model_path();
 // Where the default model is looked for, in order: <libdir>/../share/denoise/models/default.dnz
 // beside this library (installed; the relative path is fixed at configure time),
 // <bin>/../share/denoise/models/default.dnz, <bin>/../../models/pretrained/default.dnz (a build
-// inside the checkout), and the checkout's models/pretrained/ recorded at configure time (a build
-// folder elsewhere).
+// inside the checkout), and, when this library is the one in its build folder, the checkout's
+// models/pretrained/ recorded at configure time (a build folder elsewhere).
 std::vector<std::string> default_model_candidates();
 
 // Before the unet method is used: loads the plugin, resolves options.model_path (as given, else
