@@ -160,6 +160,25 @@ else
   fail "$name" "$(tr '\n' '|' <sox.out)"
 fi
 
+# A rate outside 8-96 kHz: instantiate() refuses it (NULL, one line on stderr), no crash.
+name="instantiate at 4 kHz is refused"
+if "$PY" - "$PLUGIN" >inst.out 2>inst.err <<'PY'
+import ctypes as C, sys
+lib = C.CDLL(sys.argv[1])
+lib.ladspa_descriptor.restype = C.c_void_p
+d = lib.ladspa_descriptor(0)
+# The descriptor as 8-byte words: id, label, properties, name, maker, copyright, port count, four
+# pointers, then instantiate (word 11).
+fields = C.cast(d, C.POINTER(C.c_void_p))
+instantiate = C.CFUNCTYPE(C.c_void_p, C.c_void_p, C.c_ulong)(fields[11])
+sys.exit(0 if instantiate(d, 4000) is None and lib.ladspa_descriptor(1) is None else 1)
+PY
+then
+  grep -q "4000 Hz is outside" inst.err && ok "$name ($(cat inst.err))" || fail "$name" "no message: $(cat inst.err)"
+else
+  fail "$name" "$(cat inst.out inst.err | tr '\n' '|')"
+fi
+
 # A host whose blocks are too short for the model (16 samples at 48 kHz: 0.33 ms to compute a
 # 10 ms hop through two resamplers): the plugin must say it falls back and carry on as the gate,
 # no silence, no NaN, no jump (a ctypes host calling run() block after block).
