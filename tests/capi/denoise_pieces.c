@@ -10,9 +10,9 @@
  *   denoise_pieces threads RATE IN.f32
  *       One model, two streams in two threads at once (pthreads) and a third afterwards in this
  *       one: the three outputs must be equal (the model is shared and only read).
- *   denoise_pieces bad-calls CORRUPT_MODEL
- *       Calls with null pointers, rates out of range, unknown methods, a corrupt and a missing
- *       model file: each must return its error status with a message, never crash.
+ *   denoise_pieces bad-calls CORRUPT_MODEL [MORE_BAD_MODELS...]
+ *       Calls with null pointers, rates out of range, unknown methods, corrupt, foreign and
+ *       missing model files: each must return its error status with a message, never crash.
  * Exit status 0 when everything held, 1 otherwise (one line on stderr says what). */
 #include <denoise/denoise.h>
 #include <math.h>
@@ -275,13 +275,23 @@ static int run_threads(int rate, const char* in_path) {
 }
 
 int main(int argc, char** argv) {
-  if (argc == 3 && strcmp(argv[1], "bad-calls") == 0) return bad_calls(argv[2]);
+  if (argc >= 3 && strcmp(argv[1], "bad-calls") == 0) {
+    int i, status = bad_calls(argv[2]);
+    for (i = 3; i < argc; ++i) {
+      DenoiseModel* model = NULL;
+      char what[512];
+      snprintf(what, sizeof what, "model_load(%s)", argv[i]);
+      expect_status(what, denoise_model_load(argv[i], &model), DENOISE_ERROR_MODEL);
+      denoise_model_free(model);
+    }
+    return status || failures ? 1 : 0;
+  }
   if (argc == 4 && strcmp(argv[1], "threads") == 0) return run_threads(atoi(argv[2]), argv[3]);
   if (argc == 7 && strcmp(argv[1], "denoise") == 0)
     return run_denoise(argv[2], atoi(argv[3]), argv[4], argv[5], strtoul(argv[6], NULL, 10));
   fprintf(stderr,
           "usage: %s denoise MODEL|-|gate RATE IN.f32 OUT.f32 SEED | threads RATE IN.f32 | "
-          "bad-calls CORRUPT_MODEL\n",
+          "bad-calls CORRUPT_MODEL [MORE_BAD_MODELS...]\n",
           argv[0]);
   return 2;
 }

@@ -57,6 +57,10 @@ if [ -f "$BUILD/lib/denoise_ladspa.so" ] && command -v applyplugin >/dev/null; t
     denoise_mono 0 100 0 >/dev/null 2>&1 || { echo "FAIL - reference plugin output"; exit 1; }
 fi
 head -c 4000 "$SRC/models/pretrained/default.dnz" >"$T/work/truncated.dnz"
+# One byte flipped in the middle (the checksum catches it), and a WAV file named .dnz.
+"$PY" -c 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[len(d) // 2] ^= 0xFF
+open(sys.argv[2], "wb").write(d)' "$SRC/models/pretrained/default.dnz" "$T/work/flipped.dnz"
+cp "$T/work/x16.wav" "$T/work/foreign.dnz"
 cp "$SRC/tests/capi/denoise_pieces.c" "$T/work/"
 
 cat >"$T/inner.sh" <<'INNER'
@@ -151,7 +155,7 @@ if [ -x denoise_pieces ]; then
   ./denoise_pieces threads 48000 x48.f32 >thr.out 2>&1 &&
     ok "C API, one model, streams in two threads at once = one alone ($(grep -o 'difference.*' thr.out))" ||
     fail "C API, one model, two threads" "$(tr '\n' '|' <thr.out)"
-  ./denoise_pieces bad-calls truncated.dnz >bad.out 2>&1 && ok "C API bad calls return errors" ||
+  ./denoise_pieces bad-calls truncated.dnz flipped.dnz foreign.dnz >bad.out 2>&1 && ok "C API bad calls return errors" ||
     fail "C API bad calls return errors" "$(grep FAIL bad.out | head -3 | tr '\n' '|')"
 fi
 
