@@ -28,83 +28,12 @@
 #include "denoise/limiter.h"
 #include "denoise/resample.h"
 #include "denoise/stream.h"
+#include "denoise/stream_chain.h"
 
 namespace denoise::live {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-// ---------------------------------------------------------------- SPSC ring
-
-namespace {
-size_t next_power_of_two(size_t n) {
-  size_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
-}  // namespace
-
-SpscRing::SpscRing(size_t min_capacity)
-    : buffer_(next_power_of_two(std::max<size_t>(min_capacity, 2)), 0.f),
-      mask_(buffer_.size() - 1) {}
-
-size_t SpscRing::write_available() const {
-  // The consumer's index with acquire: the slots it released may be overwritten.
-  return buffer_.size() - (write_index_.load(std::memory_order_relaxed) -
-                           read_index_.load(std::memory_order_acquire));
-}
-
-SpscRing::Regions SpscRing::regions_at(size_t index, size_t n) {
-  const size_t start = index & mask_;
-  const size_t first = std::min(n, buffer_.size() - start);
-  return {buffer_.data() + start, first, buffer_.data(), n - first};
-}
-
-SpscRing::Regions SpscRing::write_regions(size_t n) {
-  return regions_at(write_index_.load(std::memory_order_relaxed), n);
-}
-
-void SpscRing::commit_write(size_t n) {
-  // Release: the samples written before are visible to a consumer that sees the new index.
-  write_index_.store(write_index_.load(std::memory_order_relaxed) + n, std::memory_order_release);
-}
-
-size_t SpscRing::write(const float* data, size_t n) {
-  n = std::min(n, write_available());
-  const Regions r = write_regions(n);
-  std::copy(data, data + r.first_size, r.first);
-  std::copy(data + r.first_size, data + n, r.second);
-  commit_write(n);
-  return n;
-}
-
-size_t SpscRing::read_available() const {
-  return write_index_.load(std::memory_order_acquire) - read_index_.load(std::memory_order_relaxed);
-}
-
-SpscRing::Regions SpscRing::read_regions(size_t n) {
-  return regions_at(read_index_.load(std::memory_order_relaxed), n);
-}
-
-void SpscRing::commit_read(size_t n) {
-  // Release: the producer that sees the new index may reuse the slots.
-  read_index_.store(read_index_.load(std::memory_order_relaxed) + n, std::memory_order_release);
-}
-
-size_t SpscRing::read(float* data, size_t n) {
-  n = std::min(n, read_available());
-  const Regions r = read_regions(n);
-  std::copy(r.first, r.first + r.first_size, data);
-  std::copy(r.second, r.second + r.second_size, data + r.first_size);
-  commit_read(n);
-  return n;
-}
-
-size_t SpscRing::skip(size_t n) {
-  n = std::min(n, read_available());
-  commit_read(n);
-  return n;
-}
 
 namespace {
 
@@ -328,171 +257,70 @@ void check_record_paths(const LiveOptions& o) {
                   o.record_path + ": --record and --record-raw name the same file; give two names"};
 }
 
-// ---------------------------------------------------------------- compute statistics
-
-// Per-hop compute times: a window of the last second for the status line and the fall-back
-// decision, and a log-spaced histogram (1 us .. 10 s, 6 % per bin) for the run's p99. Allocates
-// only in the constructor.
-class ComputeStats {
- public:
-  explicit ComputeStats(size_t window_hops)
-      : window_(std::max<size_t>(window_hops, 1)), scratch_(window_.size()) {}
-
-  void add(double ms) {
-    if (window_count_ == window_.size())
-      window_sum_ -= window_[window_pos_];
-    else
-      ++window_count_;
-    window_[window_pos_] = static_cast<float>(ms);
-    window_sum_ += ms;
-    window_pos_ = (window_pos_ + 1) % window_.size();
-    const double position = (std::log10(std::max(ms, 1e-3)) + 3.0) * kBinsPerDecade;
-    ++histogram_[std::min<size_t>(static_cast<size_t>(position), kBins - 1)];
-    sum_ms_ += ms;
-    ++count_;
-  }
-  void reset_window() {
-    window_count_ = window_pos_ = 0;
-    window_sum_ = 0;
-  }
-  bool window_full() const { return window_count_ == window_.size(); }
-  double window_mean_ms() const { return window_count_ ? window_sum_ / window_count_ : 0.0; }
-  double window_p99_ms() {
-    if (!window_count_) return 0.0;
-    std::copy(window_.begin(), window_.begin() + window_count_, scratch_.begin());
-    const size_t k = std::min(window_count_ - 1, static_cast<size_t>(0.99 * window_count_));
-    std::nth_element(scratch_.begin(), scratch_.begin() + k, scratch_.begin() + window_count_);
-    return scratch_[k];
-  }
-  int64_t count() const { return count_; }
-  double mean_ms() const { return count_ ? sum_ms_ / count_ : 0.0; }
-  // The upper edge of the bin holding the 99th percentile.
-  double p99_ms() const {
-    if (!count_) return 0.0;
-    const double want = 0.99 * count_;
-    uint64_t seen = 0;
-    for (size_t b = 0; b < kBins; ++b) {
-      seen += histogram_[b];
-      if (seen >= want) return std::pow(10.0, static_cast<double>(b + 1) / kBinsPerDecade - 3.0);
-    }
-    return std::pow(10.0, 4.0);
-  }
-
- private:
-  static constexpr size_t kBinsPerDecade = 40;
-  static constexpr size_t kBins = 7 * kBinsPerDecade;
-  std::vector<float> window_, scratch_;
-  size_t window_pos_ = 0, window_count_ = 0;
-  double window_sum_ = 0;
-  std::array<uint64_t, kBins> histogram_{};
-  double sum_ms_ = 0;
-  int64_t count_ = 0;
-};
-
 // ---------------------------------------------------------------- the worker's chain
 
-// Device-rate samples in, device-rate samples out: resampling to the engine's rate and back when
-// they differ, the engine hop by hop, then gain and a peak limiter (only when --gain-db is set, as
-// the limiter adds its 5 ms look-ahead). Buffers are reserved in the constructor; the resampler's
-// own scratch allocates per call, which is fine here (worker thread, never the callback).
+// Device-rate samples in, device-rate samples out: the library's StreamChain (resampling to the
+// engine's rate and back, the engine hop by hop), then gain and a peak limiter (only when
+// --gain-db is set, as the limiter adds its 5 ms look-ahead).
 class Chain {
  public:
   Chain(std::unique_ptr<StreamEngine> engine, int device_rate_hz, double gain_db)
-      : device_rate_hz_(device_rate_hz),
+      : chain_(std::move(engine), device_rate_hz),
+        device_rate_hz_(device_rate_hz),
         gain_(static_cast<float>(std::pow(10.0, gain_db / 20.0))),
         use_limiter_(gain_db != 0) {
-    set_engine(std::move(engine));
+    start();
   }
 
   void set_engine(std::unique_ptr<StreamEngine> engine) {
-    engine_ = std::move(engine);
-    const int rate = engine_->sample_rate_hz();
-    to_engine_.reset();
-    from_engine_.reset();
-    if (rate != device_rate_hz_) {
-      to_engine_ = std::make_unique<Resampler>(1, device_rate_hz_, rate);
-      from_engine_ = std::make_unique<Resampler>(1, rate, device_rate_hz_);
-    }
-    if (use_limiter_) limiter_ = std::make_unique<PeakLimiter>(1, device_rate_hz_);
-    const size_t hop = static_cast<size_t>(engine_->hop());
-    hop_in_.assign(hop, 0.f);
-    hop_out_.assign(hop, 0.f);
-    filled_ = 0;
-    const size_t room = 16 * (hop + 4096) * std::max(1, device_rate_hz_ / rate + 1);
-    resampled_.reserve(room);
-    staged_.reserve(room);
-    limited_.reserve(room);
-    consumed_ = produced_ = 0;
+    chain_.set_engine(std::move(engine));
+    start();
   }
   void reset() {
-    engine_->reset();
-    if (to_engine_) {
-      to_engine_->reset();
-      from_engine_->reset();
-    }
-    if (use_limiter_) limiter_ = std::make_unique<PeakLimiter>(1, device_rate_hz_);
-    filled_ = 0;
-    consumed_ = produced_ = 0;
+    chain_.reset();
+    start();
   }
-  StreamEngine& engine() { return *engine_; }
+  StreamEngine& engine() { return chain_.engine(); }
+  StreamChain& chain() { return chain_; }
   // Device samples taken in but not yet given out (the hop being filled, resampler and limiter
   // delay lines): buffering latency inside the worker.
-  int64_t in_flight() const { return consumed_ - produced_; }
+  int64_t in_flight() const {
+    return chain_.in_flight() + (limiter_ ? limiter_->latency_frames() : 0);
+  }
   double limiter_latency_ms() const {
     return limiter_ ? 1000.0 * limiter_->latency_frames() / device_rate_hz_ : 0.0;
   }
 
   // Appends the output for `n` device-rate samples to `out`; per-hop compute times go to `stats`.
   void process(const float* in, size_t n, std::vector<float>& out, ComputeStats& stats) {
-    consumed_ += static_cast<int64_t>(n);
-    const float* src = in;
-    size_t count = n;
-    if (to_engine_) {
-      resampled_.clear();
-      to_engine_->process(in, static_cast<int64_t>(n), false, resampled_);
-      src = resampled_.data();
-      count = resampled_.size();
-    }
     staged_.clear();
-    const size_t hop = hop_in_.size();
-    for (size_t i = 0; i < count;) {
-      const size_t take = std::min(hop - filled_, count - i);
-      std::copy(src + i, src + i + take, hop_in_.begin() + filled_);
-      filled_ += take;
-      i += take;
-      if (filled_ < hop) break;
-      filled_ = 0;
-      const auto t0 = Clock::now();
-      engine_->process_hop(hop_in_.data(), hop_out_.data());
-      stats.add(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-      if (from_engine_)
-        from_engine_->process(hop_out_.data(), static_cast<int64_t>(hop), false, staged_);
-      else
-        staged_.insert(staged_.end(), hop_out_.begin(), hop_out_.end());
-    }
+    chain_.process(in, n, staged_, &stats);
     if (gain_ != 1.f)
       for (auto& v : staged_) v *= gain_;
     if (limiter_) {
       limited_.clear();
       limiter_->process(staged_.data(), static_cast<int64_t>(staged_.size()), limited_);
       out.insert(out.end(), limited_.begin(), limited_.end());
-      produced_ += static_cast<int64_t>(limited_.size());
     } else {
       out.insert(out.end(), staged_.begin(), staged_.end());
-      produced_ += static_cast<int64_t>(staged_.size());
     }
   }
 
  private:
+  void start() {
+    if (use_limiter_) limiter_ = std::make_unique<PeakLimiter>(1, device_rate_hz_);
+    const size_t room =
+        16 * (static_cast<size_t>(chain_.engine().hop()) + 4096) *
+        static_cast<size_t>(std::max(1, device_rate_hz_ / chain_.engine().sample_rate_hz() + 1));
+    staged_.reserve(room);
+    limited_.reserve(room);
+  }
+  StreamChain chain_;
   int device_rate_hz_;
   float gain_;
   bool use_limiter_;
-  std::unique_ptr<StreamEngine> engine_;
-  std::unique_ptr<Resampler> to_engine_, from_engine_;
   std::unique_ptr<PeakLimiter> limiter_;
-  std::vector<float> hop_in_, hop_out_, resampled_, staged_, limited_;
-  size_t filled_ = 0;
-  int64_t consumed_ = 0, produced_ = 0;
+  std::vector<float> staged_, limited_;
 };
 
 // ---------------------------------------------------------------- state shared by the threads
@@ -678,30 +506,20 @@ void worker_main(WorkerSetup w) {
         s.window_p99_ms.store(static_cast<float>(stats.window_p99_ms()));
       }
 
-      // Falling behind: rather than crackle, hand over to the cheapest method (once).
+      // Falling behind: rather than crackle, hand over to the cheapest method (once; the rule is
+      // the library's, shared with the plugin).
       const uint64_t overflows = s.overflows.load(std::memory_order_relaxed);
-      if (chain.engine().method() != "gate-nonstationary" && !s.fallback_ready.load()) {
-        const double hop_ms = 1000.0 * chain.engine().hop() / chain.engine().sample_rate_hz();
-        const bool slow = stats.window_full() && stats.window_mean_ms() > 0.8 * hop_ms;
-        const bool behind = s.in_ring.read_available() > static_cast<size_t>(rate / 5);
-        if (slow || behind || overflows > overflows_seen) {
+      if (!s.fallback_ready.load()) {
+        const std::string why = fallback_reason(
+            chain.engine(), stats, static_cast<double>(s.in_ring.read_available()) / rate,
+            overflows > overflows_seen ? "the input overflowed" : nullptr);
+        if (!why.empty()) {
           const std::string method = chain.engine().method();  // set_engine() ends the old one
-          char why[160];
-          if (slow)
-            std::snprintf(why, sizeof why,
-                          "%.2f ms of compute per %.1f ms hop over the last second",
-                          stats.window_mean_ms(), hop_ms);
-          else if (behind)
-            std::snprintf(why, sizeof why, "%.0f ms of input waiting",
-                          1000.0 * s.in_ring.read_available() / rate);
-          else
-            std::snprintf(why, sizeof why, "the input overflowed");
-          chain.set_engine(
-              make_stream_engine("gate-nonstationary", w.options->method_options, rate));
+          chain.set_engine(make_stream_engine(kFallbackMethod, w.options->method_options, rate));
           stats.reset_window();
           publish_engine();
           s.fallback_message =
-              method + " cannot keep up (" + why + "); switched to gate-nonstationary";
+              method + " cannot keep up (" + why + "); switched to " + kFallbackMethod;
           s.fallback_ready.store(true, std::memory_order_release);
         }
       }

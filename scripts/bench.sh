@@ -349,3 +349,13 @@ printf '  --pesq off:             %s s wall, %s s CPU\n' "$pesq_off_wall" "$pesq
 printf '  --pesq auto (PESQ-WB):  %s s wall, %s s CPU: x%s CPU (target < 1.5: %s)\n' \
   "$pesq_on_wall" "$pesq_on_cpu" "$pesq_ratio" \
   "$(awk -v r="$pesq_ratio" 'BEGIN {print (r < 1.5) ? "ok" : "MISS"}')"
+
+# --- embedding: the C API and the LADSPA plugin, per stream (issue 16) --------------------------
+# One stream in 10 ms blocks, as a host calls a plugin; the plugin runs the model and the gate
+# side by side (the gate is its instant fall-back), so its cost is the two rows added.
+[ -x "$build/bin/bench_stream" ] || cmake --build "$build" -j2 --target bench_stream >/dev/null 2>&1 || true
+if [ -x "$build/bin/bench_stream" ]; then
+  echo
+  echo "C API / LADSPA plugin, per stream, one core, 10 ms blocks, 20 s of audio (thread CPU time):"
+  taskset -c 0 "$build/bin/bench_stream" 20
+fi

@@ -17,6 +17,7 @@ packages=(
   alsa-utils          # example voices in /usr/share/sounds/alsa, aplay/arecord
   sox                 # demo and tests make and measure audio with it
   time                # GNU time, peak memory in scripts/bench.sh
+  ladspa-sdk          # ladspa.h for the LADSPA plugin; analyseplugin/applyplugin test it
   python3 python3-numpy python3-soundfile   # the CLI tests check audio and JSON with them
 )
 # The live-mode test (tests/cli/test_live_cli.sh) needs a sound card; on machines without one it

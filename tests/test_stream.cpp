@@ -5,11 +5,14 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <new>
+#include <random>
 
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
 #include "denoise/stream.h"
+#include "denoise/stream_chain.h"
 #include "test_util.h"
 
 // Counts heap allocations while g_counting is set (this test binary's operator new).
@@ -18,6 +21,10 @@ std::atomic<bool> g_counting{false};
 std::atomic<long> g_allocations{0};
 }  // namespace
 
+// GCC 12 takes the free() below for a mismatch with the operator new it inlines (it is not: both
+// replacements use malloc/free).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t n) {
   if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1);
   if (void* p = std::malloc(n ? n : 1)) return p;
@@ -25,6 +32,7 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace denoise {
 namespace {
@@ -135,6 +143,96 @@ TEST(StreamEngine, ClassicalMethodsDoNotAllocatePerHop) {
     g_counting = false;
     EXPECT_EQ(g_allocations.load(), 0) << m;
   }
+}
+
+// ---------------------------------------------------------------- FixedLatencyStream (C API)
+
+// Runs `s` over x followed by latency zeros in pieces of random sizes; returns the output
+// realigned to x.
+std::vector<float> fixed_latency(FixedLatencyStream& s, const std::vector<float>& x,
+                                 uint32_t seed) {
+  const size_t latency = static_cast<size_t>(s.latency_samples());
+  std::vector<float> in = x, out(x.size() + latency);
+  in.resize(out.size(), 0.f);
+  std::mt19937 rng(seed);
+  for (size_t i = 0; i < in.size();) {
+    const size_t m = std::min<size_t>(in.size() - i, 1 + rng() % 3000);
+    s.process(in.data() + i, out.data() + i, m);
+    i += m;
+  }
+  return std::vector<float>(out.begin() + static_cast<std::ptrdiff_t>(latency), out.end());
+}
+
+// n in, n out, in pieces of any size: at the engine's rate the output is the engine's hop-by-hop
+// output, shifted by exactly the latency it reports (the engine's delay plus one hop less one
+// sample); resampled, pieces do not matter either.
+TEST(FixedLatencyStream, AnyPieceSizesGiveTheEngineOutputAfterTheLatency) {
+  const int rate = 16000;
+  const std::vector<float> x = noisy_speech(2 * rate, rate);
+  auto engine = make_stream_engine("gate-nonstationary", {}, rate);
+  const std::vector<float> hop_by_hop = stream(*engine, x);
+  FixedLatencyStream s(make_stream_engine("gate-nonstationary", {}, rate), rate);
+  EXPECT_EQ(s.latency_samples(), engine->delay_samples() + engine->hop() - 1);
+  EXPECT_LT(test::max_abs_diff(fixed_latency(s, x, 1), hop_by_hop), 1e-6);
+  s.reset();
+  EXPECT_LT(test::max_abs_diff(fixed_latency(s, x, 2), hop_by_hop), 1e-6) << "after reset()";
+
+  for (int device_rate : {44100, 48000}) {
+    const std::vector<float> y = noisy_speech(2 * device_rate, device_rate);
+    // The engine at 16 kHz, the caller at device_rate: the resampling chain.
+    FixedLatencyStream a(make_stream_engine("gate-nonstationary", {}, rate), device_rate);
+    FixedLatencyStream b(make_stream_engine("gate-nonstationary", {}, rate), device_rate);
+    EXPECT_GT(a.latency_samples(), a.chain().delay_samples()) << device_rate;
+    const std::vector<float> ya = fixed_latency(a, y, 3), yb = fixed_latency(b, y, 4);
+    EXPECT_LT(test::max_abs_diff(ya, yb), 1e-6) << device_rate;
+    EXPECT_GT(test::max_abs_diff(ya, y), 0.01) << "the gate acted";
+  }
+}
+
+TEST(FixedLatencyStream, ClassicalMethodsDoNotAllocateInSteadyState) {
+  for (int device_rate : {16000, 48000}) {
+    FixedLatencyStream s(make_stream_engine("gate-nonstationary", {}, 16000), device_rate);
+    const std::vector<float> x = noisy_speech(device_rate, device_rate);
+    std::vector<float> out(x.size());
+    const size_t block = static_cast<size_t>(device_rate / 100);
+    for (size_t i = 0; i + block <= x.size() / 2; i += block)
+      s.process(x.data() + i, out.data() + i, block);
+    g_allocations = 0;
+    g_counting = true;
+    for (size_t i = x.size() / 2; i + block <= x.size(); i += block)
+      s.process(x.data() + i, out.data() + i, block);
+    g_counting = false;
+    EXPECT_EQ(g_allocations.load(), 0) << device_rate;
+  }
+}
+
+// The rule live mode and the LADSPA plugin share.
+TEST(FallbackRule, SlowComputeBacklogOrLostInputHandOverOnce) {
+  auto engine = make_stream_engine("gate", {}, 16000);  // hop 80 = 5 ms
+  ComputeStats fast(10), slow(10);
+  for (int i = 0; i < 10; ++i) fast.add(1.0), slow.add(4.5);
+  EXPECT_EQ(fallback_reason(*engine, fast, 0.0, nullptr), "");
+  EXPECT_NE(fallback_reason(*engine, slow, 0.0, nullptr).find("4.50 ms of compute per 5.0 ms hop"),
+            std::string::npos);
+  ComputeStats partial(10);
+  for (int i = 0; i < 5; ++i) partial.add(4.5);
+  EXPECT_EQ(fallback_reason(*engine, partial, 0.0, nullptr), "") << "needs a full window";
+  EXPECT_NE(fallback_reason(*engine, fast, 0.25, nullptr).find("250 ms of input waiting"),
+            std::string::npos);
+  EXPECT_EQ(fallback_reason(*engine, fast, 0.0, "the input overflowed"), "the input overflowed");
+  auto fallback = make_stream_engine(kFallbackMethod, {}, 16000);
+  EXPECT_EQ(fallback_reason(*fallback, slow, 1.0, "lost"), "") << "the fall-back stays";
+}
+
+// A build folder anywhere finds the checkout's model (recorded at configure time).
+TEST(DefaultModel, TheConfiguredCheckoutIsACandidate) {
+  const std::string want = std::string(DENOISE_PROJECT_DIR) + "/models/pretrained/default.dnz";
+  bool found = false;
+  for (const std::string& c : default_model_candidates()) {
+    std::error_code ec;
+    found = found || std::filesystem::equivalent(c, want, ec);
+  }
+  EXPECT_TRUE(found) << want;
 }
 
 }  // namespace

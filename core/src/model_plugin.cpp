@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <vector>
 
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
@@ -21,7 +22,26 @@ fs::path program_dir() {
   return ec ? fs::path() : exe.parent_path();
 }
 
-fs::path plugin_path() { return program_dir() / ".." / "lib" / kPluginName; }
+// The folder of this library (libdenoise_core.so) wherever it was loaded from: a build's lib/, an
+// install prefix's lib/, or beside a host program that is not ours (a LADSPA host, a program
+// built against the C API).
+fs::path library_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&load_model_methods), &info) == 0 || !info.dli_fname)
+    return {};
+  std::error_code ec;
+  const fs::path lib = fs::canonical(info.dli_fname, ec);
+  return ec ? fs::path() : lib.parent_path();
+}
+
+// The plugin sits beside this library (build and install trees alike); <bin>/../lib for a
+// program whose library was found elsewhere.
+fs::path plugin_path() {
+  std::error_code ec;
+  const fs::path lib = library_dir();
+  if (!lib.empty() && fs::is_regular_file(lib / kPluginName, ec)) return lib / kPluginName;
+  return program_dir() / ".." / "lib" / kPluginName;
+}
 
 }  // namespace
 
@@ -50,15 +70,37 @@ void load_model_methods() {
   loaded = true;  // never unloaded: registered factories point into it
 }
 
+std::vector<std::string> default_model_candidates() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  auto add = [&](const fs::path& p) {
+    if (!p.empty()) out.push_back(p.lexically_normal().string());
+  };
+  const fs::path lib = library_dir();
+  // Installed: <libdir>/<libdir-to-datadir>/denoise/models/default.dnz, the relative path recorded
+  // at configure time, so an installed tree can move as a whole.
+#ifdef DENOISE_LIB_TO_DATA_DIR
+  if (!lib.empty()) add(lib / DENOISE_LIB_TO_DATA_DIR / "denoise" / "models" / "default.dnz");
+#endif
+  const fs::path bin = program_dir();
+  if (!bin.empty()) {
+    add(bin / ".." / "share" / "denoise" / "models" / "default.dnz");
+    add(bin / ".." / ".." / "models" / "pretrained" / "default.dnz");  // a build in the checkout
+  }
+  // A build folder anywhere: the checkout it was configured from, for this build's own library
+  // only (an installed or copied one never reaches back into the checkout).
+#if defined(DENOISE_SOURCE_MODEL_DIR) && defined(DENOISE_BUILD_LIB_DIR)
+  if (!lib.empty() && fs::equivalent(lib, DENOISE_BUILD_LIB_DIR, ec))
+    add(fs::path(DENOISE_SOURCE_MODEL_DIR) / "default.dnz");
+#endif
+  return out;
+}
+
 std::string default_model_path() {
   if (const char* env = std::getenv("DENOISE_MODEL"); env && *env) return env;
-  const fs::path bin = program_dir();
-  if (bin.empty()) return "";
   std::error_code ec;
-  for (const fs::path& candidate : {bin / ".." / "share" / "denoise" / "models" / "default.dnz",
-                                    bin / ".." / ".." / "models" / "pretrained" / "default.dnz"}) {
+  for (const std::string& candidate : default_model_candidates())
     if (fs::is_regular_file(candidate, ec)) return fs::weakly_canonical(candidate, ec).string();
-  }
   return "";
 }
 

@@ -30,7 +30,9 @@ void Resampler::process(const float* interleaved, int64_t frames, bool end_of_in
   data.end_of_input = end_of_input ? 1 : 0;
   const long chunk_out =
       static_cast<long>(std::ceil(std::max<int64_t>(frames, 1024) * ratio_)) + 256;
-  std::vector<float> buffer(static_cast<size_t>(chunk_out) * channels_);
+  if (buffer_.size() < static_cast<size_t>(chunk_out) * channels_)
+    buffer_.resize(static_cast<size_t>(chunk_out) * channels_);
+  std::vector<float>& buffer = buffer_;
   const float* in = interleaved;
   int64_t remaining = frames;
   for (;;) {

@@ -109,18 +109,23 @@ using DenoiserFactory =
     std::function<std::unique_ptr<Denoiser>(const MethodOptions& options, int sample_rate_hz)>;
 void register_method(const std::string& name, DenoiserFactory factory);
 
-// Model-based methods (the U-Net) live in a plugin, libdenoise_model.so in <bin>/../lib, which
-// links LibTorch. Programs load it only when a model is wanted, so the classical methods never pay
-// LibTorch's start-up (about 0.45 s and 160 MiB).
+// Model-based methods (the U-Net) live in a plugin, libdenoise_model.so beside libdenoise_core.so
+// (else in <bin>/../lib), which links LibTorch. Programs load it only when a model is wanted, so
+// the classical methods never pay LibTorch's start-up (about 0.45 s and 160 MiB).
 // True when the plugin exists beside the program.
 bool model_methods_available();
 // Loads the plugin once and registers its methods ("unet"). Throws denoise::Error when it is
 // missing (a build without LibTorch) or cannot be loaded.
 void load_model_methods();
-// The default model, searched in order: $DENOISE_MODEL; <bin>/../share/denoise/models/default.dnz
-// (installed); <bin>/../../models/pretrained/default.dnz (a build tree in the repository). Empty
-// when none exists.
+// The default model: $DENOISE_MODEL, else the first of default_model_candidates() that exists;
+// empty when none does.
 std::string default_model_path();
+// Where the default model is looked for, in order: <libdir>/../share/denoise/models/default.dnz
+// beside this library (installed; the relative path is fixed at configure time),
+// <bin>/../share/denoise/models/default.dnz, <bin>/../../models/pretrained/default.dnz (a build
+// inside the checkout), and, when this library is the one in its build folder, the checkout's
+// models/pretrained/ recorded at configure time (a build folder elsewhere).
+std::vector<std::string> default_model_candidates();
 
 // Before the unet method is used: loads the plugin, resolves options.model_path (as given, else
 // default_model_path()) and loads and checks that model once, so that a bad or missing model is

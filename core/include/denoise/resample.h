@@ -15,7 +15,8 @@ class Resampler {
   Resampler& operator=(const Resampler&) = delete;
 
   // Converts `frames` interleaved input frames and appends the produced frames to `out`.
-  // `end_of_input` flushes the filter's delay line: call once with the last block.
+  // `end_of_input` flushes the filter's delay line: call once with the last block. Allocates
+  // only when a block is larger than any before (and when `out` must grow).
   void process(const float* interleaved, int64_t frames, bool end_of_input,
                std::vector<float>& out);
   void reset();
@@ -25,6 +26,7 @@ class Resampler {
   void* state_ = nullptr;  // SRC_STATE*
   int channels_;
   double ratio_;
+  std::vector<float> buffer_;  // libsamplerate's output, before it is appended to `out`
 };
 
 // One-shot conversion of a mono signal; output length round(n * to / from).
