@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   denoise::TrainOptions opt;
   std::string config;
   bool quiet = false;
+  std::string val_pesq = "on";
   app.add_option("--data", opt.data.data_dirs,
                  "Paired data: the Kaggle noisyandcleanaudios folder (unzipped), or a folder with "
                  "noisy/ and clean/ (or noisy_trainset_wav/ and clean_trainset_wav/)")
@@ -143,6 +145,10 @@ int main(int argc, char** argv) {
                  "End this run at step N with the resume state saved (the learning-rate schedule "
                  "still spans --steps); continue later with --resume")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app.add_option("--val-pesq", val_pesq,
+                 "PESQ of the validation set at each validation (wide-band; about 2 s each)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--val-every", opt.val_every_steps,
                  "Validate every N steps [default: each epoch]");
   app.add_option("--config", config,
@@ -171,6 +177,7 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  opt.val_pesq = val_pesq == "on";
   if (opt.data.data_dirs.empty() && opt.data.clean_dirs.empty()) {
     std::fprintf(stderr, "train: no data: give --data DIR (pairs) or --clean DIR (for mixing)\n");
     return 2;
@@ -204,8 +211,11 @@ int main(int argc, char** argv) {
     std::printf("trained %lld steps at %.1f s of audio per second\n",
                 static_cast<long long>(r.steps), r.audio_seconds_per_second);
     print_breakdown(r);
-    std::printf("model: %s (validation SI-SDR improvement %+.2f dB, before training %+.2f dB)\n",
+    std::printf("model: %s (validation SI-SDR improvement %+.2f dB, before training %+.2f dB",
                 r.model_path.c_str(), r.best.si_sdri_db(), r.first.si_sdri_db());
+    if (!std::isnan(r.best.pesq))
+      std::printf("; PESQ %.2f, noisy input %.2f", r.best.pesq, r.best.pesq_noisy);
+    std::printf(")\n");
     std::printf("log: %s (curves in the .curves.png beside it)\n", r.log_path.c_str());
   } catch (const denoise::Error& e) {
     std::fprintf(stderr, "train: %s\n", e.what());

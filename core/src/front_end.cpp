@@ -9,8 +9,16 @@
 
 #include "denoise/error.h"
 #include "denoise/json_strict.h"
+#include "fftw_planner.h"
 
 namespace denoise {
+
+namespace detail {
+std::mutex& fftw_planner_mutex() {
+  static std::mutex m;
+  return m;
+}
+}  // namespace detail
 
 void FrontEndConfig::validate() const {
   auto fail = [](const std::string& why) { throw Error("front end: " + why); };
@@ -77,14 +85,8 @@ struct FrontEnd::Fft {
   fftwf_complex* freq = nullptr;
   fftwf_plan forward = nullptr, inverse = nullptr;
 
-  // FFTW's planner (plan creation and destruction alike) is not thread-safe: one lock for both.
-  static std::mutex& planner_mutex() {
-    static std::mutex m;
-    return m;
-  }
-
   explicit Fft(int size) : n(size) {
-    std::lock_guard<std::mutex> lock(planner_mutex());
+    std::lock_guard<std::mutex> lock(detail::fftw_planner_mutex());
     time = fftwf_alloc_real(n);
     freq = fftwf_alloc_complex(n / 2 + 1);
     // FFTW_ESTIMATE: deterministic plans (MEASURE may pick different algorithms run to run, which
@@ -95,7 +97,7 @@ struct FrontEnd::Fft {
       throw Error("front end: FFTW could not plan an FFT of size " + std::to_string(n));
   }
   ~Fft() {
-    std::lock_guard<std::mutex> lock(planner_mutex());
+    std::lock_guard<std::mutex> lock(detail::fftw_planner_mutex());
     fftwf_destroy_plan(forward);
     fftwf_destroy_plan(inverse);
     fftwf_free(time);

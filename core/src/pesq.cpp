@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "denoise/error.h"
+#include "fftw_planner.h"
 
 namespace denoise {
 namespace {
@@ -185,15 +186,10 @@ RateParams rate_params(int sample_rate_hz) {
 
 // ---- FFT (single precision, as the reference) ----
 
-std::mutex& fftw_planner_mutex() {
-  static std::mutex m;
-  return m;
-}
-
 class RealFft {
  public:
   explicit RealFft(long n) : n_(n) {
-    std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+    std::lock_guard<std::mutex> lock(detail::fftw_planner_mutex());
     time_ = fftwf_alloc_real(n);
     freq_ = fftwf_alloc_complex(n / 2 + 1);
     forward_ = fftwf_plan_dft_r2c_1d(static_cast<int>(n), time_, freq_, FFTW_ESTIMATE);
@@ -201,7 +197,7 @@ class RealFft {
     if (!time_ || !freq_ || !forward_ || !inverse_) throw Error("pesq: FFTW planning failed");
   }
   ~RealFft() {
-    std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+    std::lock_guard<std::mutex> lock(detail::fftw_planner_mutex());
     if (forward_) fftwf_destroy_plan(forward_);
     if (inverse_) fftwf_destroy_plan(inverse_);
     fftwf_free(time_);

@@ -13,7 +13,9 @@
 #include <sstream>
 
 #include "denoise/error.h"
+#include "denoise/pesq.h"
 #include "denoise/progress.h"
+#include "denoise/resample.h"
 
 namespace fs = std::filesystem;
 
@@ -87,14 +89,43 @@ Forward run_network(UNet& net, const TensorFrontEnd& fe, const NetworkInput& in,
   return f;
 }
 
+// Mean PESQ of rows of `estimate` against the same rows of `clean` ([B, N] at `rate`):
+// wide-band at 16 kHz (other rates are resampled to it), narrow-band at 8 kHz. Rows PESQ cannot
+// score (no speech found) are left out; `count` says how many were scored.
+void add_pesq(const torch::Tensor& estimate, const torch::Tensor& clean, int rate, double& sum,
+              int64_t& count) {
+  const torch::Tensor e = estimate.detach().to(torch::kCPU).contiguous();
+  const torch::Tensor c = clean.detach().to(torch::kCPU).contiguous();
+  const int64_t n = e.size(1);
+  const bool narrow = rate < 16000;
+  const int pesq_rate = narrow ? 8000 : 16000;
+  for (int64_t i = 0; i < e.size(0); ++i) {
+    std::vector<float> deg(e[i].data_ptr<float>(), e[i].data_ptr<float>() + n);
+    std::vector<float> ref(c[i].data_ptr<float>(), c[i].data_ptr<float>() + n);
+    if (rate != pesq_rate) {
+      deg = resample(deg, rate, pesq_rate);
+      ref = resample(ref, rate, pesq_rate);
+    }
+    try {
+      sum +=
+          pesq_mos_lqo(ref, deg, pesq_rate, narrow ? PesqMode::narrow_band : PesqMode::wide_band);
+      ++count;
+    } catch (const Error&) {
+      // Too quiet or too short for PESQ: the other rows still count.
+    }
+  }
+}
+
 ValidationResult validate(UNet& net, const TensorFrontEnd& fe, const torch::Tensor& noisy,
                           const torch::Tensor& clean, const LossOptions& loss_options,
-                          int batch_size) {
+                          int batch_size, bool with_pesq) {
   torch::NoGradGuard no_grad;
   net->eval();
   ValidationResult r;
   const int64_t n = noisy.size(0);
-  double loss_sum = 0, sdr_sum = 0, noisy_sum = 0;
+  double loss_sum = 0, sdr_sum = 0, noisy_sum = 0, pesq_sum = 0, pesq_noisy_sum = 0;
+  int64_t pesq_count = 0, pesq_noisy_count = 0;
+  const int rate = fe.config().sample_rate_hz;
   for (int64_t i = 0; i < n; i += batch_size) {
     const int64_t m = std::min<int64_t>(batch_size, n - i);
     const torch::Tensor x = noisy.narrow(0, i, m), s = clean.narrow(0, i, m);
@@ -104,7 +135,13 @@ ValidationResult validate(UNet& net, const TensorFrontEnd& fe, const torch::Tens
     loss_sum += t.total.item<double>() * static_cast<double>(m);
     sdr_sum += t.si_sdr_db.sum().item<double>();
     noisy_sum += si_sdr_db(x, s).sum().item<double>();
+    if (with_pesq) {
+      add_pesq(f.estimate_wave, s, rate, pesq_sum, pesq_count);
+      add_pesq(x, s, rate, pesq_noisy_sum, pesq_noisy_count);
+    }
   }
+  if (pesq_count > 0) r.pesq = pesq_sum / static_cast<double>(pesq_count);
+  if (pesq_noisy_count > 0) r.pesq_noisy = pesq_noisy_sum / static_cast<double>(pesq_noisy_count);
   r.loss = loss_sum / static_cast<double>(n);
   r.si_sdr_db = sdr_sum / static_cast<double>(n);
   r.si_sdr_noisy_db = noisy_sum / static_cast<double>(n);
@@ -112,11 +149,22 @@ ValidationResult validate(UNet& net, const TensorFrontEnd& fe, const torch::Tens
   return r;
 }
 
+// ", PESQ 2.31 (noisy 1.80)" for messages, or nothing when PESQ was not measured.
+std::string pesq_text(const ValidationResult& v) {
+  if (std::isnan(v.pesq)) return "";
+  return format(", PESQ %.2f (noisy %.2f)", v.pesq, v.pesq_noisy);
+}
+
 nlohmann::json to_json_result(const ValidationResult& v) {
-  return {{"loss", v.loss},
-          {"si_sdr_db", v.si_sdr_db},
-          {"si_sdr_noisy_db", v.si_sdr_noisy_db},
-          {"si_sdri_db", v.si_sdri_db()}};
+  nlohmann::json j = {{"loss", v.loss},
+                      {"si_sdr_db", v.si_sdr_db},
+                      {"si_sdr_noisy_db", v.si_sdr_noisy_db},
+                      {"si_sdri_db", v.si_sdri_db()}};
+  if (!std::isnan(v.pesq)) {
+    j["pesq"] = v.pesq;
+    j["pesq_noisy"] = v.pesq_noisy;
+  }
+  return j;
 }
 
 // The options a resumed run must share with the run that wrote the state.
@@ -519,14 +567,17 @@ TrainResult train(const TrainOptions& options_in,
 
   net->train();
   if (step == 0) {
-    result.first = validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size);
+    result.first =
+        validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size, options.val_pesq);
     log_validation(result.first, std::nan(""), false);
     message(format("step 0: validation loss %.4f, SI-SDR %.2f dB (noisy %.2f dB)",
-                   result.first.loss, result.first.si_sdr_db, result.first.si_sdr_noisy_db));
+                   result.first.loss, result.first.si_sdr_db, result.first.si_sdr_noisy_db) +
+            pesq_text(result.first));
   } else if (validation_changed) {
     // Not logged (the step's line from before the change is in the log); only for the summary's
     // "before" figure, which the stored best no longer gives.
-    result.first = validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size);
+    result.first =
+        validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size, options.val_pesq);
     message(format(
         "step %.0f on the changed validation data: loss %.4f, SI-SDR %.2f dB (noisy %.2f dB)",
         static_cast<double>(step), result.first.loss, result.first.si_sdr_db,
@@ -604,8 +655,8 @@ TrainResult train(const TrainOptions& options_in,
 
     const auto v0 = Clock::now();
     if (step % val_every == 0 || step == total) {
-      const ValidationResult v =
-          validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size);
+      const ValidationResult v = validate(net, fe, val_noisy, val_clean, options.loss,
+                                          options.batch_size, options.val_pesq);
       const bool is_best = !have_best || v.loss < best.loss;
       const double train_loss = loss_count ? loss_sum / static_cast<double>(loss_count) : NAN;
       loss_sum = 0;
@@ -621,7 +672,7 @@ TrainResult train(const TrainOptions& options_in,
       say(format("step %.0f: train loss %.4f, validation loss %.4f, SI-SDR "
                  "improvement %+.2f dB",
                  static_cast<double>(step), train_loss, v.loss, v.si_sdri_db()) +
-          (is_best ? " (best, saved)" : ""));
+          pesq_text(v) + (is_best ? " (best, saved)" : ""));
     } else if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_state)
                    .count() > options.state_every_seconds) {
       save_state(paths.resume, net, optimizer, step, best, have_best, options);

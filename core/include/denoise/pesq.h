@@ -23,10 +23,10 @@
 //     delays, also changing ones, are found by the algorithm.
 //   * Throws denoise::Error for another rate, a signal shorter than 1/4 s, non-finite samples, a
 //     silent reference or degraded signal, or a reference in which no utterance is found.
-//   * Pure; calls may run in parallel threads (FFTW plans are made under a lock of this file's
-//     own, so FFTW planning elsewhere in the process must not run at the same moment). Double
-//     precision except the FFTs and the filtered signals (single precision, like the reference
-//     implementation). About 0.2 s of one core per minute of 16 kHz audio.
+//   * Pure; calls may run in parallel threads (FFTW plans are made under the library-wide
+//     planner lock, like every FFTW plan of the library). Double precision except the FFTs and the
+//     filtered signals (single precision, like the reference implementation). About 0.2 s of one
+//     core per minute of 16 kHz audio.
 #pragma once
 
 #include <cstddef>

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -50,6 +51,9 @@ struct TrainOptions {
   // name and shape. A resume state, when there is one, takes precedence.
   std::string init_path;
   int64_t val_every_steps = 0;  // 0: once per epoch
+  // PESQ of the validation set at each validation (in the log, the summary and the model file);
+  // about 2 s per validation of 64 examples of 4 s.
+  bool val_pesq = true;
   // > 0: this run ends at that step (resume state saved), the schedule still planned for the
   // whole run; a later --resume continues it (training in sessions, or in stages whose data
   // options differ).
@@ -75,6 +79,10 @@ struct ValidationResult {
   double loss = 0;
   double si_sdr_db = 0;        // mean over validation examples, of the model's output
   double si_sdr_noisy_db = 0;  // of the noisy input
+  // Mean PESQ (wide-band; narrow-band for models below 16 kHz) of the model's output and of the
+  // noisy input; NaN when not measured (val_pesq off) or no example could be scored.
+  double pesq = std::numeric_limits<double>::quiet_NaN();
+  double pesq_noisy = std::numeric_limits<double>::quiet_NaN();
   double si_sdri_db() const { return si_sdr_db - si_sdr_noisy_db; }
 };
 
