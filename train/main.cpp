@@ -186,15 +186,15 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_interrupt);
   std::string who;  // "rank 1 of 2: " in a job, before every line
   try {
-    const auto where = denoise::launch_environment(denoise::process_environment(), launcher,
-                                                   master_port);
+    const auto where =
+        denoise::launch_environment(denoise::process_environment(), launcher, master_port);
     if (where) {
       who = where->rank_text() + ": ";
       group_options.device = opt.device;
       // The machine's cores shared among its processes unless told otherwise.
       if (opt.threads == 0 && where->local_world_size > 0 && !std::getenv("OMP_NUM_THREADS"))
-        opt.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                      where->local_world_size);
+        opt.threads = std::max(
+            1, static_cast<int>(std::thread::hardware_concurrency()) / where->local_world_size);
       opt.process_group = denoise::ProcessGroup::join(*where, group_options);
       if (where->rank != 0) quiet = true;  // rank 0 speaks for the job
     }

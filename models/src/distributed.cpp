@@ -1,7 +1,5 @@
 #include "denoise/distributed.h"
 
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
 #include <unistd.h>
 
@@ -10,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "denoise/error.h"
 
@@ -151,6 +151,24 @@ std::optional<LaunchEnvironment> from_slurm(const std::map<std::string, std::str
 std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 std::string string_of(const std::vector<uint8_t>& b) { return {b.begin(), b.end()}; }
 
+// c10d logs each failed connection attempt and bind to stderr besides throwing; during the
+// rendezvous its exception is the one line the user gets, so its logging is held back there.
+class QuietLogging {
+ public:
+#ifdef C10_USE_GLOG
+  QuietLogging() : saved_(FLAGS_minloglevel) { FLAGS_minloglevel = google::GLOG_FATAL; }
+  ~QuietLogging() { FLAGS_minloglevel = saved_; }
+#else
+  QuietLogging() : saved_(FLAGS_caffe2_log_level) { FLAGS_caffe2_log_level = 3; }
+  ~QuietLogging() { FLAGS_caffe2_log_level = saved_; }
+#endif
+  QuietLogging(const QuietLogging&) = delete;
+  QuietLogging& operator=(const QuietLogging&) = delete;
+
+ private:
+  int saved_;
+};
+
 std::string seconds_text(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g s", s);
@@ -243,9 +261,7 @@ struct ProcessGroup::Impl {
 #endif
   std::chrono::milliseconds timeout{0};
 
-  std::string master() const {
-    return where.master_addr + ":" + std::to_string(where.master_port);
-  }
+  std::string master() const { return where.master_addr + ":" + std::to_string(where.master_port); }
   [[noreturn]] void fail(const std::string& what, const std::exception& e) const {
     throw Error(what + " failed: " + reason_of(e) +
                 " (a rank stopped, or the network between the ranks failed; timeout " +
@@ -284,6 +300,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnvironment& where,
   impl->options = options;
   impl->timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000));
   const bool host_store = where.rank == 0 && !where.agent_store;
+  const QuietLogging quiet;
 
   c10::intrusive_ptr<c10d::Store> base;
   try {
@@ -295,9 +312,11 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnvironment& where,
     base = c10::make_intrusive<c10d::TCPStore>(where.master_addr, so);
   } catch (const std::exception& e) {
     const std::string reason = reason_of(e);
+    if (host_store && reason.find("in use") != std::string::npos)
+      throw Error("cannot host the job's rendezvous at " + impl->master() +
+                  ": the port is in use (choose another with --master-port or MASTER_PORT)");
     if (host_store)
-      throw Error("cannot host the job's rendezvous at " + impl->master() + ": " + reason +
-                  " (is the port in use? choose another with --master-port or MASTER_PORT)");
+      throw Error("cannot host the job's rendezvous at " + impl->master() + ": " + reason);
     throw Error("cannot reach the job's master at " + impl->master() + " within " +
                 seconds_text(options.timeout_seconds) + ": " + reason);
   }
@@ -314,8 +333,19 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnvironment& where,
     store.set("world_size/" + me, bytes_of(std::to_string(where.world_size)));
     std::vector<std::string> keys;
     for (int r = 0; r < where.world_size; ++r) keys.push_back("world_size/" + std::to_string(r));
+    auto check_world = [&](int r) {
+      const std::string theirs = string_of(store.get(keys[r]));
+      if (theirs != std::to_string(where.world_size))
+        throw Error("the ranks disagree on the world size: rank " + std::to_string(r) + " has " +
+                    theirs + ", this rank " + std::to_string(where.world_size));
+    };
     try {
+      // Rank 0's first, so that a rank that disagrees with it says so at once.
+      store.wait({keys[0]}, impl->timeout);
+      check_world(0);
       store.wait(keys, impl->timeout);
+    } catch (const Error&) {
+      throw;
     } catch (const std::exception&) {
       std::string missing;
       int count = 0;
@@ -330,16 +360,12 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnvironment& where,
                   seconds_text(options.timeout_seconds) + " (world size " +
                   std::to_string(where.world_size) + ")");
     }
-    for (int r = 0; r < where.world_size; ++r) {
-      const std::string theirs = string_of(store.get(keys[r]));
-      if (theirs != std::to_string(where.world_size))
-        throw Error("the ranks disagree on the world size: rank " + std::to_string(r) + " has " +
-                    theirs + ", this rank " + std::to_string(where.world_size));
-    }
+    for (int r = 1; r < where.world_size; ++r) check_world(r);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error("the rendezvous at " + impl->master() + " failed: " + reason_of(e));
+    throw Error("the rendezvous at " + impl->master() + " failed: " + reason_of(e) +
+                (host_store ? "" : " (did rank 0 stop?)"));
   }
 
   auto group_store = c10::make_intrusive<c10d::PrefixStore>("group", impl->store);
@@ -348,8 +374,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnvironment& where,
     if (options.device == "cuda") {
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = impl->timeout;
-      impl->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(group_store, where.rank,
-                                                               where.world_size, o);
+      impl->nccl =
+          c10::make_intrusive<c10d::ProcessGroupNCCL>(group_store, where.rank, where.world_size, o);
     }
     if (!impl->nccl)
 #endif
@@ -364,8 +390,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnvironment& where,
         o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
       else
         o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-      impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, where.rank,
-                                                               where.world_size, o);
+      impl->gloo =
+          c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, where.rank, where.world_size, o);
     }
   } catch (const std::exception& e) {
     throw Error("cannot form the process group at " + impl->master() + ": " + reason_of(e));

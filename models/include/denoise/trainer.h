@@ -50,7 +50,7 @@ struct TrainOptions {
   // and `model` (train's --init puts them there before --config); every tensor must match in
   // name and shape. A resume state, when there is one, takes precedence.
   std::string init_path;
-  int64_t val_every_steps = 0;       // 0: once per epoch
+  int64_t val_every_steps = 0;  // 0: once per epoch
   // > 0: this run ends at that step (resume state saved), the schedule still planned for the
   // whole run; a later --resume continues it (training in sessions, or in stages whose data
   // options differ).
@@ -77,8 +77,9 @@ struct TrainOptions {
 
 // Applies a JSON config over `options`: sections "front_end", "model", "loss", "mix" (each may
 // give only some keys; unknown keys are errors) and "train" (batch_size, learning_rate,
-// lr_schedule, lr_min_fraction, warmup_steps, grad_clip_norm, crop_seconds, val_fraction, val_crop_seconds, max_val_examples, epochs, steps,
-// val_every_steps). Throws denoise::Error naming the file and key.
+// lr_schedule, lr_min_fraction, warmup_steps, grad_clip_norm, crop_seconds, val_fraction,
+// val_crop_seconds, max_val_examples, epochs, steps, val_every_steps). Throws denoise::Error naming
+// the file and key.
 void apply_config_file(const std::string& path, TrainOptions& options);
 
 struct ValidationResult {
