@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
       if (!quiet) std::fprintf(stderr, "%s\n", line.c_str());
     };
     const denoise::TrainResult r = denoise::train(opt, message, &g_stop, !quiet);
-    if (g_stop.load()) return 130;
+    if (g_stop.load() || r.interrupted) return 130;
     if (!who.empty() && opt.process_group->rank() != 0) return 0;
     std::printf("trained %lld steps at %.1f s of audio per second\n",
                 static_cast<long long>(r.steps), r.audio_seconds_per_second);

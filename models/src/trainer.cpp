@@ -570,6 +570,7 @@ TrainResult train(const TrainOptions& options_in,
         (options.stop_at_step > 0 && step >= options.stop_at_step)) {
       if (writer) save_state(paths.resume, net, optimizer, step, best, have_best, options);
       message(format("stopped at step %.0f; continue with --resume", static_cast<double>(step)));
+      result.interrupted = group ? stop_agreed : stop && stop->load();
       break;
     }
     const auto t0 = std::chrono::steady_clock::now();

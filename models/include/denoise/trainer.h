@@ -96,6 +96,7 @@ struct TrainResult {
   double audio_seconds_per_second = 0;  // training throughput (of all ranks together)
   int ranks = 1;                        // processes of the job (or simulated ranks)
   int64_t global_batch_size = 0;        // examples per step over all ranks
+  bool interrupted = false;             // ended early by `stop` (in a job: of any rank)
   std::string model_path, log_path, resume_path;
 };
 
