@@ -13,9 +13,12 @@
 
 #include "denoise/error.h"
 
-// The Gloo (and NCCL) process groups are compiled only with these defined (LibTorch's own build
-// defines them; CMake defines them here, see models/CMakeLists.txt).
+// The Gloo (and NCCL) process groups are compiled only with USE_C10D_GLOO (USE_C10D_NCCL)
+// defined, as LibTorch's own build does; models/CMakeLists.txt defines them, with DENOISE_HAVE_GLOO
+// where Gloo's headers were found.
+#ifdef DENOISE_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #ifdef DENOISE_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -153,20 +156,23 @@ std::string string_of(const std::vector<uint8_t>& b) { return {b.begin(), b.end(
 
 // c10d logs each failed connection attempt and bind to stderr besides throwing; during the
 // rendezvous its exception is the one line the user gets, so its logging is held back there.
+// (LibTorch builds on glog, as Debian's does; others, e.g. PyTorch's wheels, have c10's own
+// logging, set through TORCH_CPP_LOG_LEVEL, and are left as they are.)
 class QuietLogging {
  public:
 #ifdef C10_USE_GLOG
   QuietLogging() : saved_(FLAGS_minloglevel) { FLAGS_minloglevel = google::GLOG_FATAL; }
   ~QuietLogging() { FLAGS_minloglevel = saved_; }
 #else
-  QuietLogging() : saved_(FLAGS_caffe2_log_level) { FLAGS_caffe2_log_level = 3; }
-  ~QuietLogging() { FLAGS_caffe2_log_level = saved_; }
+  QuietLogging() = default;
 #endif
   QuietLogging(const QuietLogging&) = delete;
   QuietLogging& operator=(const QuietLogging&) = delete;
 
+#ifdef C10_USE_GLOG
  private:
   int saved_;
+#endif
 };
 
 std::string seconds_text(double s) {
@@ -255,7 +261,9 @@ struct ProcessGroup::Impl {
   LaunchEnvironment where;
   ProcessGroupOptions options;
   c10::intrusive_ptr<c10d::Store> store;  // ours, under "denoise/"
+#ifdef DENOISE_HAVE_GLOO
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#endif
 #ifdef DENOISE_WITH_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
@@ -284,6 +292,14 @@ ProcessGroup::~ProcessGroup() = default;
 const LaunchEnvironment& ProcessGroup::where() const { return impl_->where; }
 int ProcessGroup::rank() const { return impl_->where.rank; }
 int ProcessGroup::world_size() const { return impl_->where.world_size; }
+bool ProcessGroup::gloo_available() {
+#ifdef DENOISE_HAVE_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::string ProcessGroup::backend() const {
 #ifdef DENOISE_WITH_NCCL
   if (impl_->nccl) return "nccl";
@@ -380,6 +396,11 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnvironment& where,
     if (!impl->nccl)
 #endif
     {
+#ifndef DENOISE_HAVE_GLOO
+      throw Error(
+          "this build of train has no Gloo process group (Gloo's headers were missing when it "
+          "was built: install libgloo-dev and build again)");
+#else
       auto o = c10d::ProcessGroupGloo::Options::create(impl->timeout);
       // GLOO_SOCKET_IFNAME as in PyTorch; on one machine the loopback device needs no name
       // lookup; else the address this host's name resolves to.
@@ -392,7 +413,10 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnvironment& where,
         o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       impl->gloo =
           c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, where.rank, where.world_size, o);
+#endif
     }
+  } catch (const Error&) {
+    throw;
   } catch (const std::exception& e) {
     throw Error("cannot form the process group at " + impl->master() + ": " + reason_of(e));
   }
@@ -408,10 +432,12 @@ void ProcessGroup::all_reduce_sum(torch::Tensor& tensor, const std::string& what
     return;
   }
 #endif
+#ifdef DENOISE_HAVE_GLOO
   const bool host = tensor.device().is_cpu();
   list = {host ? tensor : tensor.to(torch::kCPU)};
   impl_->collective(what, [&] { return impl_->gloo->allreduce(list); });
   if (!host) tensor.copy_(list[0]);
+#endif
 }
 
 void ProcessGroup::broadcast_from_root(torch::Tensor& tensor, const std::string& what) {
@@ -423,10 +449,12 @@ void ProcessGroup::broadcast_from_root(torch::Tensor& tensor, const std::string&
     return;
   }
 #endif
+#ifdef DENOISE_HAVE_GLOO
   const bool host = tensor.device().is_cpu();
   list = {host ? tensor : tensor.to(torch::kCPU)};
   impl_->collective(what, [&] { return impl_->gloo->broadcast(list); });
   if (!host) tensor.copy_(list[0]);
+#endif
 }
 
 void ProcessGroup::barrier(const std::string& what) {

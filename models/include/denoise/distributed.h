@@ -86,6 +86,8 @@ class ProcessGroup {
   static std::shared_ptr<ProcessGroup> join(const LaunchEnvironment& where,
                                             const ProcessGroupOptions& options);
   ~ProcessGroup();
+  // Whether this build has the Gloo process group (models/CMakeLists.txt: Gloo's headers found).
+  static bool gloo_available();
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
