@@ -554,7 +554,8 @@ StepAgreement StepSync::finish(double local_loss_sum, bool local_finite, bool lo
     // One all-reduce per step: gradients, buffers, then [loss, non-finite count, stop count].
     std::vector<torch::Tensor> parts;
     for (const auto& p : params_)
-      parts.push_back(p.grad().defined() ? p.grad().flatten() : torch::zeros({p.numel()}));
+      parts.push_back(p.grad().defined() ? p.grad().flatten()
+                                         : torch::zeros({p.numel()}, p.options()));
     for (const auto& b : float_buffers_) parts.push_back(b.flatten().to(torch::kFloat32));
     const auto options = torch::TensorOptions().dtype(torch::kFloat32);
     parts.push_back(torch::tensor({static_cast<float>(local_finite ? local_loss_sum : 0.0),
