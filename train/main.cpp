@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   std::string launcher = "auto";
   int master_port = 0;
   denoise::ProcessGroupOptions group_options;
-  const std::string dist = "Several processes (torchrun --no-python, srun)";
+  const std::string dist = "Several processes (torchrun --no_python, srun)";
   app.add_option("--launcher", launcher,
                  "Where this process's rank comes from: auto (torchrun's RANK, WORLD_SIZE, "
                  "MASTER_ADDR, MASTER_PORT, else srun's SLURM_PROCID, SLURM_NTASKS), torchrun, "
