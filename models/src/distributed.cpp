@@ -513,8 +513,9 @@ void broadcast_module(torch::nn::Module& module, ProcessGroup& group) {
 
 // ---------------------------------------------------------------- steps
 
-StepSync::StepSync(torch::nn::Module& module, ProcessGroup* group, int local_shards)
-    : group_(group), local_shards_(local_shards) {
+StepSync::StepSync(torch::nn::Module& module, ProcessGroup* group, int local_shards,
+                   int64_t first_step)
+    : group_(group), local_shards_(local_shards), step_(first_step) {
   if (local_shards < 1) throw Error("StepSync: local_shards must be >= 1");
   params_ = module.parameters();
   for (const auto& b : module.buffers()) {
@@ -563,7 +564,13 @@ StepAgreement StepSync::finish(double local_loss_sum, bool local_finite, bool lo
                                   options)
                         .to(params_.empty() ? torch::kCPU : params_.front().device()));
     torch::Tensor flat = torch::cat(parts);
-    group_->all_reduce_sum(flat, "the all-reduce of step " + std::to_string(step_));
+    try {
+      group_->all_reduce_sum(flat, "the all-reduce of step " + std::to_string(step_));
+    } catch (const Error&) {
+      for (size_t i = 0; i < all_buffers_.size() && i < snapshot_.size(); ++i)
+        all_buffers_[i].copy_(snapshot_[i]);
+      throw;
+    }
     const torch::Tensor tail = flat.narrow(0, flat.size(0) - 3, 3).to(torch::kCPU);
     a.loss = tail[0].item<double>() / shards;
     a.finite = tail[1].item<float>() == 0;

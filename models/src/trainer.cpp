@@ -539,7 +539,7 @@ TrainResult train(const TrainOptions& options_in,
     loaders.push_back(std::make_unique<BatchLoader>(
         data, options.batch_size, std::max(1, options.loader_workers),
         rank_seed(options.data.seed, group ? group->rank() : k), step));
-  StepSync sync(*net, group, shards);
+  StepSync sync(*net, group, shards, step);
   const std::string dump_name =
       options.debug_weights_dir.empty()
           ? std::string()
@@ -597,7 +597,16 @@ TrainResult train(const TrainOptions& options_in,
       else if (local_finite)
         t.total.backward();
     }
-    const StepAgreement agreed = sync.finish(local_loss, local_finite, stop && stop->load());
+    StepAgreement agreed;
+    try {
+      agreed = sync.finish(local_loss, local_finite, stop && stop->load());
+    } catch (const Error& e) {
+      // A rank is gone: rank 0 keeps the state of the last step, so that no work is lost.
+      if (!writer) throw;
+      save_state(paths.resume, net, optimizer, step, best, have_best, options);
+      throw Error(std::string(e.what()) + "; resume state of step " + std::to_string(step) +
+                  " saved");
+    }
     stop_agreed = agreed.stop;
     const double loss_value = agreed.loss;
     if (!agreed.finite) {

@@ -213,7 +213,8 @@ one_line() {
 }
 elapsed_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-for victim in 1 0; do
+# Rank 1 last: rank 0 then saves the state of the last step, which a single process resumes.
+for victim in 0 1; do
   other=$((1 - victim))
   P=$(free_port)
   rm -rf wk ok_
@@ -228,20 +229,24 @@ for victim in 1 0; do
     [ $rc -eq 1 ] && awk -v s="$took" 'BEGIN { exit !(s < 30) }' &&
       ok "rank $victim killed: rank $other exits 1 in ${took} s" ||
       fail "rank $victim killed: rank $other exits 1 within 30 s" "exit $rc after $took s"
+    saved=""
+    [ "$other" -eq 0 ] && saved=".*; resume state of step [0-9]+ saved$"
     one_line "rank $victim killed: rank $other's error" wk/err$other \
-      "^train: rank $other of 2: the all-reduce of step [0-9]+ failed: .*(closed|reset|Broken pipe)"
+      "^train: rank $other of 2: the all-reduce of step [0-9]+ failed: .*(closed|reset|Broken pipe)$saved"
   else
     fail "rank $victim killed" "no step 9 within 60 s: $(text wk/err0) $(text wk/err1)"
   fi
   end_of "$PID0"; end_of "$PID1"
 done
-# The last good model and resume state are intact: a single process resumes from them.
+# The model and the resume state rank 0 saved at the failed step are intact: a single process
+# resumes from that step.
 mkdir -p wr
-timeout -k 5 $LIMIT "$TRAIN" "${FASTV[@]}" --steps 14 --val-every 4 -o ok_/m.dnz --resume >wr/out 2>wr/err
+saved=$(sed -n 's/.*; resume state of step \([0-9]*\) saved$/\1/p' wk/err0)
+timeout -k 5 $LIMIT "$TRAIN" "${FASTV[@]}" --steps 30 --val-every 4 -o ok_/m.dnz --resume >wr/out 2>wr/err
 rc=$?
-[ $rc -eq 0 ] && grep -qE "resuming at step (8|12) of 14" wr/err &&
-  ok "after a killed rank the model and resume state load ($(grep -o 'resuming at step [0-9]*' wr/err))" ||
-  fail "after a killed rank the model and resume state load" "exit $rc: $(text wr/err)"
+[ $rc -eq 0 ] && [ -n "$saved" ] && grep -qF "resuming at step $saved of 30" wr/err && [ -s ok_/m.dnz ] &&
+  ok "after a killed rank: a single process resumes at the saved step $saved" ||
+  fail "after a killed rank: a single process resumes at the saved step" "saved '$saved', exit $rc: $(text wr/err)"
 
 # A rank that hangs (stopped) ends the other after --dist-timeout.
 P=$(free_port)

@@ -131,16 +131,20 @@ struct StepAgreement {
 // did. A skipped step (a non-finite loss anywhere) restores the buffers.
 class StepSync {
  public:
-  StepSync(torch::nn::Module& module, ProcessGroup* group, int local_shards);
+  // `first_step`: the steps taken before (a resumed run), for the step numbers in errors.
+  StepSync(torch::nn::Module& module, ProcessGroup* group, int local_shards,
+           int64_t first_step = 0);
   int local_shards() const { return local_shards_; }
   int64_t step() const { return step_; }
   void begin_shard(int shard);
+  // Throws denoise::Error when the all-reduce fails, with the buffers as before the step (the
+  // weights, gradients aside, are those of the last step: a resume state saved then is sound).
   StepAgreement finish(double local_loss_sum, bool local_finite, bool local_stop);
 
  private:
   ProcessGroup* group_;
   int local_shards_;
-  int64_t step_ = 0;  // steps finished by this object (names the collectives in errors)
+  int64_t step_ = 0;  // steps finished (names the collectives in errors)
   std::vector<torch::Tensor> params_, float_buffers_, all_buffers_;
   std::vector<torch::Tensor> snapshot_, buffer_sum_;
 };
