@@ -303,6 +303,41 @@ else
 fi
 echo
 
+# --- data-parallel training (c10d) ---------------------------------------------------------------
+# train as 1 and as 2 processes (Gloo over loopback, launched through torchrun's variables), one
+# LibTorch thread and one loader thread each, each process pinned to its own CPU; the figure is
+# rank 0's: seconds of audio per second of the whole job (global batch = 2 x 16).
+dist_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+    2>/dev/null || echo 29533
+}
+dist_rate() {  # PROCESSES STEPS
+  local n="$1" steps="$2" port r pids=() args
+  port="$(dist_port)"
+  args=(-q --clean "$tmp/clean" --noise "$tmp/noises" --steps "$steps" --batch 16 --crop-seconds 2
+    --val-every 100000 --val-fraction 0 --threads 1 --workers 1 -o "$tmp/dist.dnz")
+  if [ "$n" -eq 1 ]; then
+    taskset -c 0 "$train" "${args[@]}" >"$tmp/dist0.out"
+  else
+    for ((r = 1; r < n; r++)); do
+      MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" WORLD_SIZE="$n" RANK="$r" \
+        taskset -c "$((r % $(nproc)))" "$train" "${args[@]}" >/dev/null &
+      pids+=($!)
+    done
+    MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" WORLD_SIZE="$n" RANK=0 \
+      taskset -c 0 "$train" "${args[@]}" >"$tmp/dist0.out"
+    wait "${pids[@]}"
+  fi
+  sed -n 's/^trained .* at \([0-9.]*\) s of audio per second.*/\1/p' "$tmp/dist0.out"
+}
+echo "Data-parallel training (c10d, Gloo on localhost), 1 thread per process, batch 16 x 2 s per process"
+dist1="$(dist_rate 1 6)"
+dist2="$(dist_rate 2 6)"
+printf '  1 process:                      %s s of audio per second\n' "${dist1:-failed}"
+printf '  2 processes (global batch 32):  %s s of audio per second (x%s)\n' "${dist2:-failed}" \
+  "$(awk -v a="$dist1" -v b="$dist2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else print "?" }')"
+echo
+
 # --- evaluate ----------------------------------------------------------------------------------------
 # The 60 s mixture against its clean speech, for timing only (the mix was normalised after mixing, so
 # level-dependent scores such as SNR mean little here).

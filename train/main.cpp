@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "denoise/checkpoint.h"
@@ -68,9 +69,10 @@ void print_breakdown(const denoise::TrainResult& r) {
   auto ms = [n](double s) { return s * 1e3 / n; };
   std::printf(
       "step breakdown, ms per step: data wait %.1f, to tensors %.1f, STFT+features %.1f, "
-      "forward %.1f, loss %.1f, backward %.1f, optimizer %.1f; validation and saving %.1f\n",
+      "forward %.1f, loss %.1f, backward %.1f, all-reduce %.1f, optimizer %.1f; validation and "
+      "saving %.1f\n",
       ms(b.data_wait_s), ms(b.to_device_s), ms(b.features_s), ms(b.forward_s), ms(b.loss_s),
-      ms(b.backward_s), ms(b.optimizer_s), ms(b.validation_s));
+      ms(b.backward_s), ms(b.all_reduce_s), ms(b.optimizer_s), ms(b.validation_s));
   const denoise::DataProfile& d = b.data;
   std::printf(
       "loader threads, ms per step (all threads, overlapping the steps): %.1f = reading and "
@@ -156,6 +158,38 @@ int main(int argc, char** argv) {
                  "flags given on the command line override it")
       ->check(CLI::ExistingFile);
   app.add_flag("-q,--quiet", quiet, "No progress bar or notices, only errors and the summary");
+  // Several processes (README "Training on several machines"): read from the launcher's variables.
+  std::string launcher = "auto";
+  int master_port = 0;
+  denoise::ProcessGroupOptions group_options;
+  const std::string dist = "Several processes (torchrun --no_python, srun)";
+  app.add_option("--launcher", launcher,
+                 "Where this process's rank comes from: auto (torchrun's RANK, WORLD_SIZE, "
+                 "MASTER_ADDR, MASTER_PORT, else srun's SLURM_PROCID, SLURM_NTASKS), torchrun, "
+                 "slurm, or none (one process whatever the environment)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "none", "torchrun", "slurm"}))
+      ->group(dist);
+  app.add_option("--master-port", master_port,
+                 "Port of the job's rendezvous on the master (rank 0's machine) [default: "
+                 "MASTER_PORT, else 29500]")
+      ->check(CLI::Range(1, 65535))
+      ->group(dist);
+  app.add_option("--dist-timeout", group_options.timeout_seconds,
+                 "Seconds a rank waits for the others (rendezvous, each step) before it gives up; "
+                 "more than rank 0's longest validation")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 604800.0))
+      ->group(dist);
+  app.add_option("--simulate-ranks", opt.simulate_ranks,
+                 "Check: one process draws and averages the batches of ranks 0..N-1 as a job of N "
+                 "does (N times slower)")
+      ->check(CLI::Range(2, 64))
+      ->group(dist);
+  app.add_option("--debug-weights", opt.debug_weights_dir,
+                 "Debugging: every rank writes its weights after each step into this folder")
+      ->check(CLI::ExistingDirectory)
+      ->group(dist);
 
   // --init's front end and network come first, a config file's settings over them, and flags
   // given on the command line over both: apply them before parsing.
@@ -202,15 +236,39 @@ int main(int argc, char** argv) {
   set_openmp_wait_policy(argv);  // after the arguments were checked: errors come at once
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
+  std::string who;  // "rank 1 of 2: " in a job, before every line
+  try {
+    const auto where =
+        denoise::launch_environment(denoise::process_environment(), launcher, master_port);
+    if (where) {
+      who = where->rank_text() + ": ";
+      group_options.device = opt.device;
+      // The machine's cores shared among its processes unless told otherwise.
+      if (opt.threads == 0 && where->local_world_size > 0 && !std::getenv("OMP_NUM_THREADS"))
+        opt.threads = std::max(
+            1, static_cast<int>(std::thread::hardware_concurrency()) / where->local_world_size);
+      opt.process_group = denoise::ProcessGroup::join(*where, group_options);
+      if (where->rank != 0) quiet = true;  // rank 0 speaks for the job
+    }
+  } catch (const denoise::Error& e) {
+    std::fprintf(stderr, "train: %s%s\n", who.c_str(), e.what());
+    return 1;
+  }
   try {
     auto message = [quiet](const std::string& line) {
       if (!quiet) std::fprintf(stderr, "%s\n", line.c_str());
     };
     const denoise::TrainResult r = denoise::train(opt, message, &g_stop, !quiet);
-    if (g_stop.load()) return 130;
+    if (g_stop.load() || r.interrupted) return 130;
+    if (!who.empty() && opt.process_group->rank() != 0) return 0;
     std::printf("trained %lld steps at %.1f s of audio per second\n",
                 static_cast<long long>(r.steps), r.audio_seconds_per_second);
     print_breakdown(r);
+    if (r.ranks > 1)
+      std::printf("%d %s, global batch %lld (%d x %d per %s)\n", r.ranks,
+                  opt.process_group ? "processes" : "simulated ranks",
+                  static_cast<long long>(r.global_batch_size), r.ranks, opt.batch_size,
+                  opt.process_group ? "process" : "rank");
     std::printf("model: %s (validation SI-SDR improvement %+.2f dB, before training %+.2f dB",
                 r.model_path.c_str(), r.best.si_sdri_db(), r.first.si_sdri_db());
     if (!std::isnan(r.best.pesq))
@@ -218,10 +276,10 @@ int main(int argc, char** argv) {
     std::printf(")\n");
     std::printf("log: %s (curves in the .curves.png beside it)\n", r.log_path.c_str());
   } catch (const denoise::Error& e) {
-    std::fprintf(stderr, "train: %s\n", e.what());
+    std::fprintf(stderr, "train: %s%s\n", who.c_str(), e.what());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "train: unexpected error: %s\n", e.what());
+    std::fprintf(stderr, "train: %sunexpected error: %s\n", who.c_str(), e.what());
     return 1;
   }
   return 0;

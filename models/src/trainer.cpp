@@ -355,6 +355,14 @@ TrainResult train(const TrainOptions& options_in,
   options.front_end.validate();
   options.model.validate();
   options.loss.validate();
+  ProcessGroup* const group = options.process_group.get();
+  if (options.simulate_ranks < 0 || options.simulate_ranks > 64)
+    throw Error("--simulate-ranks must be within 0-64");
+  if (group && options.simulate_ranks > 1)
+    throw Error("--simulate-ranks stands in for a job of several processes: not within one");
+  // Rank 0 alone reads the resume state, validates and writes files.
+  const bool writer = !group || group->rank() == 0;
+  const int ranks = group ? group->world_size() : std::max(1, options.simulate_ranks);
 
   torch::Device device(torch::kCPU);
   if (options.device == "cuda") {
@@ -363,6 +371,10 @@ TrainResult train(const TrainOptions& options_in,
           "--device cuda: this LibTorch has no CUDA support or sees no GPU (build against a "
           "CUDA LibTorch, or use --device cpu)");
     device = torch::Device(torch::kCUDA);
+    if (group)  // one GPU per process of a machine
+      device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
+                                               group->where().local_rank %
+                                               std::max<int64_t>(1, torch::cuda::device_count())));
   } else if (options.device != "cpu") {
     throw Error("--device must be cpu or cuda, got '" + options.device + "'");
   }
@@ -379,10 +391,24 @@ TrainResult train(const TrainOptions& options_in,
   // A resumed run continues the architecture it started with.
   std::unique_ptr<torch::serialize::InputArchive> state;
   if (options.resume) {
-    if (fs::exists(paths.resume)) {
+    // In a job, rank 0 reads the state and hands it to the others: only its machine need hold it.
+    std::string shared_state;
+    if (group)
+      shared_state = group->share_from_root("resume state", [&] {
+        if (!fs::exists(paths.resume)) return std::string();
+        std::ifstream in(paths.resume, std::ios::binary);
+        std::ostringstream bytes;
+        bytes << in.rdbuf();
+        if (!in) throw Error(paths.resume + ": cannot read the resume state");
+        return bytes.str();
+      });
+    if (group ? !shared_state.empty() : fs::exists(paths.resume)) {
       state = std::make_unique<torch::serialize::InputArchive>();
       try {
-        state->load_from(paths.resume, device);
+        if (group)
+          state->load_from(shared_state.data(), shared_state.size(), device);
+        else
+          state->load_from(paths.resume, device);
         c10::IValue arch;
         state->read("architecture", arch);
         const auto j = nlohmann::json::parse(arch.toStringRef());
@@ -435,8 +461,8 @@ TrainResult train(const TrainOptions& options_in,
     } catch (const c10::Error& e) {
       throw Error(paths.resume + ": cannot resume from this state: " + e.what_without_backtrace());
     }
-    for (auto& group : optimizer.param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(options.learning_rate);
+    for (auto& g : optimizer.param_groups())
+      static_cast<torch::optim::AdamOptions&>(g.options()).lr(options.learning_rate);
     state.reset();
   }
 
@@ -464,6 +490,9 @@ TrainResult train(const TrainOptions& options_in,
     }
   }
 
+  // Every rank starts from rank 0's weights (the same by seed, or rank 0's --init).
+  if (group) broadcast_module(*net, *group);
+
   // The data after the network, so that weights that do not fit are refused before a long scan
   // (the data library draws nothing from LibTorch's generator: the initial weights are the same).
   DataOptions data_options = options.data;
@@ -476,8 +505,9 @@ TrainResult train(const TrainOptions& options_in,
                  data_options.val_crop_seconds));
 
   const int64_t crop = data.crop_samples();
-  const double seconds_per_step =
-      static_cast<double>(options.batch_size * crop) / options.front_end.sample_rate_hz;
+  // Of all ranks: an epoch takes fewer steps in a larger job.
+  const double seconds_per_step = static_cast<double>(options.batch_size) * ranks *
+                                  static_cast<double>(crop) / options.front_end.sample_rate_hz;
   const int64_t steps_per_epoch = std::max<int64_t>(
       1, static_cast<int64_t>(std::ceil(data.epoch_seconds() / seconds_per_step)));
   const int64_t total = options.steps > 0
@@ -500,8 +530,11 @@ TrainResult train(const TrainOptions& options_in,
   const torch::Tensor val_noisy = to_tensor(vn, val_count, val_len, device);
   const torch::Tensor val_clean = to_tensor(vc, val_count, val_len, device);
 
-  std::ofstream log(paths.log, step > 0 ? std::ios::app : std::ios::trunc);
-  if (!log) throw Error(paths.log + ": cannot write the training log");
+  std::ofstream log;
+  if (writer) {
+    log.open(paths.log, step > 0 ? std::ios::app : std::ios::trunc);
+    if (!log) throw Error(paths.log + ": cannot write the training log");
+  }
 
   TrainResult result;
   result.model_path = paths.model;
@@ -541,6 +574,7 @@ TrainResult train(const TrainOptions& options_in,
                      {"steps", step},
                      {"epochs", static_cast<double>(step) / static_cast<double>(steps_per_epoch)},
                      {"batch_size", options.batch_size},
+                     {"ranks", ranks},
                      {"crop_seconds", options.data.crop_seconds},
                      {"learning_rate", options.learning_rate},
                      {"lr_schedule", options.lr_schedule},
@@ -566,7 +600,9 @@ TrainResult train(const TrainOptions& options_in,
   };
 
   net->train();
-  if (step == 0) {
+  if (!writer) {
+    // Validation is rank 0's.
+  } else if (step == 0) {
     result.first =
         validate(net, fe, val_noisy, val_clean, options.loss, options.batch_size, options.val_pesq);
     log_validation(result.first, std::nan(""), false);
@@ -586,8 +622,27 @@ TrainResult train(const TrainOptions& options_in,
     result.first = best;
   }
 
-  BatchLoader loader(data, options.batch_size, std::max(1, options.loader_workers),
-                     options.data.seed, step);
+  // Each rank its own batches: rank r draws batch `step` of the stream rank_seed(seed, r), so a
+  // resumed job of another size continues every stream it still has.
+  const int shards = group ? 1 : ranks;
+  std::vector<std::unique_ptr<BatchLoader>> loaders;
+  for (int k = 0; k < shards; ++k)
+    loaders.push_back(std::make_unique<BatchLoader>(
+        data, options.batch_size, std::max(1, options.loader_workers),
+        rank_seed(options.data.seed, group ? group->rank() : k), step));
+  StepSync sync(*net, group, shards, step);
+  const std::string dump_name =
+      options.debug_weights_dir.empty()
+          ? std::string()
+          : (fs::path(options.debug_weights_dir) /
+             ("rank" + (options.simulate_ranks > 1 ? std::string("sim")
+                                                   : std::to_string(group ? group->rank() : 0))))
+                .string();
+  auto dump_weights = [&] {
+    if (!dump_name.empty())
+      dump_module_weights(*net, dump_name + ".step" + std::to_string(step) + ".f32");
+  };
+  dump_weights();
   ProgressBar bar("train", total, progress_bar, step);
   // Notices during training go above the progress bar, or through `message` without one.
   auto say = [&](const std::string& line) {
@@ -600,10 +655,13 @@ TrainResult train(const TrainOptions& options_in,
   int64_t loss_count = 0, bad_steps = 0;
   auto last_state = std::chrono::steady_clock::now();
   std::vector<torch::Tensor> params = net->parameters();
+  bool stop_agreed = false;  // in a job, a stop request ends every rank after the same step
   while (step < total) {
-    if ((stop && stop->load()) || (options.stop_at_step > 0 && step >= options.stop_at_step)) {
-      save_state(paths.resume, net, optimizer, step, best, have_best, options);
+    if ((group ? stop_agreed : stop && stop->load()) ||
+        (options.stop_at_step > 0 && step >= options.stop_at_step)) {
+      if (writer) save_state(paths.resume, net, optimizer, step, best, have_best, options);
       message(format("stopped at step %.0f; continue with --resume", static_cast<double>(step)));
+      result.interrupted = group ? stop_agreed : stop && stop->load();
       break;
     }
     const auto t0 = Clock::now();
@@ -613,31 +671,56 @@ TrainResult train(const TrainOptions& options_in,
       last = t;
     };
     StepBreakdown& b = result.breakdown;
-    Batch batch = loader.next();
-    lap(b.data_wait_s);
-    const torch::Tensor noisy = to_tensor(batch.noisy, batch.batch_size, batch.length, device);
-    const torch::Tensor clean = to_tensor(batch.clean, batch.batch_size, batch.length, device);
-    lap(b.to_device_s);
-    const NetworkInput in = network_input(fe, noisy);
-    lap(b.features_s);
-    const Forward f = run_network(net, fe, in, noisy.size(1));
-    lap(b.forward_s);
-    const LossTerms t =
-        enhancement_loss(f.estimate_spec, fe.analyze(clean), f.estimate_wave, clean, options.loss);
     const double lr = learning_rate_at(options, step, total);
-    for (auto& group : optimizer.param_groups())
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-    const double loss_value = t.total.item<double>();
-    lap(b.loss_s);
-    if (!std::isfinite(loss_value)) {
+    for (auto& g : optimizer.param_groups())
+      static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+    optimizer.zero_grad();
+    // This process's batches (one; or those of every simulated rank), gradients accumulated;
+    // then the ranks agree on the mean gradient, loss and whether to take the step (StepSync).
+    double local_loss = 0;
+    bool local_finite = true;
+    for (int k = 0; k < shards; ++k) {
+      sync.begin_shard(k);
+      Batch batch = loaders[k]->next();
+      lap(b.data_wait_s);
+      const torch::Tensor noisy = to_tensor(batch.noisy, batch.batch_size, batch.length, device);
+      const torch::Tensor clean = to_tensor(batch.clean, batch.batch_size, batch.length, device);
+      lap(b.to_device_s);
+      const NetworkInput in = network_input(fe, noisy);
+      lap(b.features_s);
+      const Forward f = run_network(net, fe, in, noisy.size(1));
+      lap(b.forward_s);
+      const LossTerms t = enhancement_loss(f.estimate_spec, fe.analyze(clean), f.estimate_wave,
+                                           clean, options.loss);
+      const double v = t.total.item<double>();
+      lap(b.loss_s);
+      local_loss += v;
+      if (!std::isfinite(v)) {
+        local_finite = false;
+      } else if (local_finite) {
+        t.total.backward();
+        lap(b.backward_s);
+      }
+    }
+    StepAgreement agreed;
+    try {
+      agreed = sync.finish(local_loss, local_finite, stop && stop->load());
+    } catch (const Error& e) {
+      // A rank is gone: rank 0 keeps the state of the last step, so that no work is lost.
+      if (!writer) throw;
+      save_state(paths.resume, net, optimizer, step, best, have_best, options);
+      throw Error(std::string(e.what()) + "; resume state of step " + std::to_string(step) +
+                  " saved");
+    }
+    lap(b.all_reduce_s);
+    stop_agreed = agreed.stop;
+    const double loss_value = agreed.loss;
+    if (!agreed.finite) {
       // A non-finite loss would poison the weights: skip the update, and give up if it persists.
       if (++bad_steps >= 20)
         throw Error("training diverged: 20 steps in a row gave a non-finite loss (lower --lr)");
     } else {
       bad_steps = 0;
-      optimizer.zero_grad();
-      t.total.backward();
-      lap(b.backward_s);
       torch::nn::utils::clip_grad_norm_(params, options.grad_clip_norm);
       optimizer.step();
       lap(b.optimizer_s);
@@ -648,13 +731,16 @@ TrainResult train(const TrainOptions& options_in,
     ++step;
     ++trained_steps;
     ++result.breakdown.steps;
+    dump_weights();
     train_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     const double steps_per_s = static_cast<double>(trained_steps) / std::max(1e-9, train_seconds);
     bar.update(step, format("loss %.4f  %.2f steps/s  %.1fx real time", loss_avg, steps_per_s,
                             steps_per_s * seconds_per_step));
 
     const auto v0 = Clock::now();
-    if (step % val_every == 0 || step == total) {
+    if (!writer) {
+      // Rank 0 validates and saves while the others wait at the next step's all-reduce.
+    } else if (step % val_every == 0 || step == total) {
       const ValidationResult v = validate(net, fe, val_noisy, val_clean, options.loss,
                                           options.batch_size, options.val_pesq);
       const bool is_best = !have_best || v.loss < best.loss;
@@ -683,7 +769,11 @@ TrainResult train(const TrainOptions& options_in,
   bar.finish();
   result.breakdown.data = data.profile();
   result.blas = blas_description();
+  // The ranks end together: one whose rank 0 failed in the last validation or save fails too.
+  if (group) group->barrier("the end of training");
   result.steps = step;
+  result.ranks = ranks;
+  result.global_batch_size = static_cast<int64_t>(options.batch_size) * ranks;
   result.best = best;
   result.audio_seconds_per_second =
       trained_steps > 0 ? static_cast<double>(trained_steps) * seconds_per_step / train_seconds : 0;

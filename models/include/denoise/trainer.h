@@ -18,6 +18,7 @@
 
 #include "denoise/checkpoint.h"
 #include "denoise/dataset.h"
+#include "denoise/distributed.h"
 #include "denoise/front_end_torch.h"
 #include "denoise/loss.h"
 #include "denoise/unet.h"
@@ -63,6 +64,16 @@ struct TrainOptions {
   UNetOptions model;
   LossOptions loss;
   DataOptions data;  // data.seed is the run's seed (split, batches, initial weights)
+  // Data-parallel training (distributed.h): this process is one rank of the group's job, which
+  // averages its gradients every step; rank 0 alone validates and writes the model, log, curves
+  // and resume state. batch_size is per rank. Null: a single process.
+  std::shared_ptr<ProcessGroup> process_group;
+  // > 1, to check data-parallel training: one process draws the batches of ranks 0..N-1 of an
+  // N-rank job each step and averages them as that job does, reaching the same weights.
+  int simulate_ranks = 0;
+  // Debugging: when set, every rank writes its weights (dump_module_weights) after the start and
+  // after each step to DIR/rank<R>.step<S>.f32 (R: "sim" for simulate_ranks).
+  std::string debug_weights_dir;
   // Called after each validation line is written to the log (train draws its curves there).
   // An exception it throws is reported once through `message` and the hook is not called again.
   std::function<void(const std::string& log_path)> after_validation;
@@ -97,6 +108,7 @@ struct StepBreakdown {
   double forward_s = 0;     // the network's mask, masking and inverse STFT
   double loss_s = 0;        // STFT of the clean batch and the loss terms
   double backward_s = 0;    // gradients
+  double all_reduce_s = 0;  // the ranks agreeing on gradients, loss and stop (c10d; ~0 alone)
   double optimizer_s = 0;   // gradient clipping and the Adam step
   double validation_s = 0;  // validations, model and resume-state writes
   DataProfile data;
@@ -108,9 +120,12 @@ struct TrainResult {
   ValidationResult first;  // the first validation of this run (or of the untrained model)
   // Training throughput: audio seconds trained per wall second of the training steps, waiting
   // for data included, validation and state writes not.
-  double audio_seconds_per_second = 0;
+  double audio_seconds_per_second = 0;  // of all ranks together
   StepBreakdown breakdown;
   std::string blas;  // the BLAS library LibTorch's matrix products ran on (blas_description())
+  int ranks = 1;     // processes of the job (or simulated ranks)
+  int64_t global_batch_size = 0;  // examples per step over all ranks
+  bool interrupted = false;       // ended early by `stop` (in a job: of any rank)
   std::string model_path, log_path, resume_path;
 };
 
