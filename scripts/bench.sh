@@ -221,15 +221,15 @@ taskset -c 0 "$bench" "$minute" --stream --methods unet,gate-nonstationary,gate 
 # --- training engine -------------------------------------------------------------------------------
 # The default recipe (scripts/train_default.sh: the speech and noise of ../shared/data, its last
 # stage's mixing with rooms, band-limiting, rumble and babble; batch 16 x 2 s, 2 threads).
-# Throughput is seconds of audio per wall second of training, from the difference of two runs of
-# $train_steps steps, so start-up and validation cancel out. Side by side, alternating
-# $train_rounds times: this build as installed (the system's BLAS, OpenMP waits as train sets
+# Throughput is what train reports: seconds of audio per second of its training steps (start-up
+# and validation not counted; this build counts the wait for data, the old one did not), the
+# median of $train_rounds runs of $train_steps steps. Side by side, alternating: this build as installed (the system's BLAS, OpenMP waits as train sets
 # them) and the engine before issue 13 (commit $baseline_commit) as a fresh install of that
 # commit ran it: the reference BLAS and OpenMP's default (spinning) waits. BENCH_BASELINE=0 skips
 # the old engine (it is built once into $build/bench-baseline).
 baseline_commit=a4657f3
-read -r steps_a steps_b <<<"${BENCH_TRAIN_STEPS:-3 13}"
-train_rounds="${BENCH_TRAIN_ROUNDS:-2}"
+train_steps="${BENCH_TRAIN_STEPS:-20}"
+train_rounds="${BENCH_TRAIN_ROUNDS:-3}"
 train_data=()
 if [ -d "$shared/speech" ] && [ -d "$shared/noise" ]; then
   train_data=(--clean)
@@ -257,16 +257,15 @@ if [ "${BENCH_BASELINE:-1}" != 0 ]; then
   [ -x "$baseline_dir/build/bin/train" ] && baseline_train="$baseline_dir/build/bin/train"
 fi
 reference_blas="/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack"
-train_run() {  # LABEL STEPS TRAIN [ENV...]: wall seconds; the summary in $tmp/train-LABEL-STEPS.txt
-  local label="$1" steps="$2" bin="$3" t0 t1
-  shift 3
-  t0="$EPOCHREALTIME"
+train_run() {  # LABEL TRAIN [ENV...]: the reported throughput; the summary in $tmp/train-LABEL.txt
+  local label="$1" bin="$2"
+  shift 2
   env "$@" "$bin" -q "${train_data[@]}" --seed 1 --threads 2 \
-    --config models/pretrained/default.stage3.json --steps "$steps" --val-every 100000 \
-    -o "$tmp/train-$label.dnz" >"$tmp/train-$label-$steps.txt"
-  t1="$EPOCHREALTIME"
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}'
+    --config models/pretrained/default.stage3.json --steps "$train_steps" --val-every 100000 \
+    -o "$tmp/train-$label.dnz" >"$tmp/train-$label.txt"
+  sed -n 's/^trained .* at \([0-9.]*\) s of audio per second.*/\1/p' "$tmp/train-$label.txt"
 }
+median() { tr ',' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 declare -A train_rates=()
 for ((round = 1; round <= train_rounds; ++round)); do
   for label in new old; do
@@ -276,22 +275,20 @@ for ((round = 1; round <= train_rounds; ++round)); do
       [ -n "$baseline_train" ] || continue
       envs=(-u OMP_WAIT_POLICY LD_LIBRARY_PATH="$reference_blas") bin="$baseline_train"
     fi
-    wa="$(train_run "$label" "$steps_a" "$bin" "${envs[@]}")"
-    wb="$(train_run "$label" "$steps_b" "$bin" "${envs[@]}")"
-    rate="$(awk -v a="$wa" -v b="$wb" -v n=$((steps_b - steps_a)) 'BEGIN {printf "%.1f", n * 16 * 2 / (b - a)}')"
+    rate="$(train_run "$label" "$bin" "${envs[@]}")"
     train_rates[$label]="${train_rates[$label]:-}${train_rates[$label]:+, }$rate"
   done
 done
 val_loss() { python3 -c 'import json,sys; print("%.4f" % json.loads(open(sys.argv[1]).read().splitlines()[-1])["loss"])' "$1"; }
-echo "Training engine, $train_desc, batch 16 x 2 s, 2 threads (s of audio per second, $train_rounds alternating rounds of $steps_a and $steps_b steps):"
+echo "Training engine, $train_desc, batch 16 x 2 s, 2 threads (s of audio per second, $train_rounds alternating runs of $train_steps steps):"
 printf '  this build:                     %s\n' "${train_rates[new]}"
-sed -n 's/^BLAS: /    BLAS: /p; s/^step breakdown, /    step breakdown, /p; s/^loader threads, /    loader threads, /p' "$tmp/train-new-$steps_b.txt"
+sed -n 's/^BLAS: /    BLAS: /p; s/^step breakdown, /    step breakdown, /p; s/^loader threads, /    loader threads, /p' "$tmp/train-new.txt"
 if [ -n "$baseline_train" ]; then
   printf '  commit %s, reference BLAS: %s\n' "$baseline_commit" "${train_rates[old]}"
-  new_mean="$(tr ',' '\n' <<<"${train_rates[new]}" | awk '{s += $1; n++} END {print s / n}')"
-  old_mean="$(tr ',' '\n' <<<"${train_rates[old]}" | awk '{s += $1; n++} END {print s / n}')"
-  printf '  speed-up:                       %s x (target >= 4)\n' "$(awk -v a="$new_mean" -v b="$old_mean" 'BEGIN {printf "%.2f", a / b}')"
-  printf '  validation loss after %s steps, same seed: this build %s, commit %s %s\n' "$steps_b" \
+  new_median="$(median <<<"${train_rates[new]}")"
+  old_median="$(median <<<"${train_rates[old]}")"
+  printf '  speed-up of the medians:        %s x (target >= 4)\n' "$(awk -v a="$new_median" -v b="$old_median" 'BEGIN {printf "%.2f", a / b}')"
+  printf '  validation loss after %s steps, same seed: this build %s, commit %s %s\n' "$train_steps" \
     "$(val_loss "$tmp/train-new.log.jsonl")" "$baseline_commit" "$(val_loss "$tmp/train-old.log.jsonl")"
 fi
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
