@@ -12,11 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "denoise/atomic_file.h"
 #include "denoise/dataset.h"
 #include "denoise/denoiser.h"
-#include "denoise/atomic_file.h"
 #include "denoise/error.h"
 #include "denoise/evaluation.h"
+#include "denoise/path_guard.h"
 #include "denoise/progress.h"
 #include "report.h"
 
@@ -184,15 +185,6 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::unique_ptr<denoise::Report> report;
-  if (!report_dir.empty()) {
-    try {
-      report = std::make_unique<denoise::Report>(report_dir, report_examples);
-    } catch (const Error& e) {
-      return usage(e.what());
-    }
-  }
-
   std::vector<denoise::FilePair> pairs;
   std::unique_ptr<denoise::Evaluator> ev;
   try {
@@ -212,6 +204,36 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::fprintf(stderr, "evaluate: error: %s\n", e.what());
     return 1;
+  }
+
+  // No output may be an input or another output, in any spelling (links included).
+  try {
+    denoise::PathGuard guard;
+    for (const auto& p : pairs) {
+      guard.add_input(p.noisy, "noisy input");
+      guard.add_input(p.clean, "clean input");
+    }
+    guard.add_input(opt.method_options.model_path, "--model");
+    guard.add_output(json_path, "--json");
+    guard.add_output(csv_path, "--csv");
+    if (!report_dir.empty()) {
+      guard.add_output((fs::path(report_dir) / "index.html").string(), "--report page");
+      guard.add_output((fs::path(report_dir) / "metrics.png").string(), "--report chart");
+      for (size_t i = 1; i <= pairs.size() && i <= static_cast<size_t>(report_examples); ++i)
+        guard.add_output((fs::path(report_dir) / ("pair" + std::to_string(i) + ".png")).string(),
+                         "--report figure");
+      guard.add_output_folder((fs::path(report_dir) / "audio").string(), "--report audio");
+    }
+  } catch (const Error& e) {
+    return usage(e.what());
+  }
+  std::unique_ptr<denoise::Report> report;
+  if (!report_dir.empty()) {
+    try {
+      report = std::make_unique<denoise::Report>(report_dir, report_examples);
+    } catch (const Error& e) {
+      return usage(e.what());
+    }
   }
 
   denoise::ProgressBar bar("evaluate", static_cast<int64_t>(pairs.size()), !quiet);

@@ -19,6 +19,7 @@
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
+#include "denoise/path_guard.h"
 #include "denoise/progress.h"
 #include "plot_denoising.h"
 #ifdef DENOISE_WITH_PORTAUDIO
@@ -296,6 +297,15 @@ int main(int argc, char** argv) {
 
 #ifdef DENOISE_WITH_PORTAUDIO
   if (live) {
+    try {
+      denoise::PathGuard guard;
+      guard.add_input(opt.method_options.model_path, "--model");
+      guard.add_output(record_path, "--record");
+      guard.add_output(record_raw_path, "--record-raw");
+    } catch (const Error& e) {
+      std::fprintf(stderr, "infer: error: %s\n", e.what());
+      return 2;
+    }
     denoise::live::LiveOptions lo;
     lo.method = opt.method;
     lo.method_options = opt.method_options;
@@ -373,13 +383,24 @@ int main(int argc, char** argv) {
     }
   }
 
+  // No output may be an input or another output, in any spelling (links included).
+  denoise::PathGuard guard;
+  for (const auto& job : jobs) guard.add_input(job.input.string(), "input");
+  guard.add_input(opt.noise_clip_path, "--noise-clip");
+  guard.add_input(opt.method_options.model_path, "--model");
+  try {
+    guard.add_output(plot_path, "--plot");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "infer: error: %s\n", e.what());
+    return 1;
+  }
+
   int done = 0;
   for (const auto& job : jobs) {
     const std::string in = job.input.string(), dst = job.output.string();
     try {
       std::error_code ec;
-      if (fs::weakly_canonical(job.input, ec) == fs::weakly_canonical(job.output, ec))
-        throw Error(in + ": output path is the input file; refusing to overwrite it");
+      guard.add_output(dst, "output");
       if (!job.output.parent_path().empty() && !fs::exists(job.output.parent_path(), ec)) {
         if (out_dir.empty())
           throw Error(dst + ": output folder " + job.output.parent_path().string() +

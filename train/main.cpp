@@ -16,6 +16,7 @@
 #include "denoise/checkpoint.h"
 #include "denoise/error.h"
 #include "denoise/figures.h"
+#include "denoise/path_guard.h"
 #include "denoise/trainer.h"
 
 namespace {
@@ -134,6 +135,25 @@ int main(int argc, char** argv) {
   }
   if (!opt.data.noise_dirs.empty() && opt.data.clean_dirs.empty()) {
     std::fprintf(stderr, "train: --noise needs --clean speech to mix it with\n");
+    return 2;
+  }
+
+  // No output (model, log, curves, resume state: names as the trainer derives them from --out)
+  // may be an input or another output, in any spelling (links included).
+  try {
+    denoise::PathGuard guard;
+    guard.add_input(opt.init_path, "--init");
+    for (const auto& path : values_of(argc, argv, "--config")) guard.add_input(path, "--config");
+    for (const auto& d : opt.data.data_dirs) guard.add_input_folder(d, "--data");
+    for (const auto& d : opt.data.clean_dirs) guard.add_input_folder(d, "--clean");
+    for (const auto& d : opt.data.noise_dirs) guard.add_input_folder(d, "--noise");
+    const std::string base = std::filesystem::path(opt.out_path).replace_extension("").string();
+    guard.add_output(opt.out_path, "--out model");
+    guard.add_output(base + ".log.jsonl", "training log");
+    guard.add_output(base + ".curves.png", "training curves");
+    guard.add_output(base + ".resume.pt", "resume state");
+  } catch (const denoise::Error& e) {
+    std::fprintf(stderr, "train: %s\n", e.what());
     return 2;
   }
 

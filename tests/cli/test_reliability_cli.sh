@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Reliability of infer, evaluate and train against a hostile but realistic user (issue 17): no
+# output overwrites an input, signals leave no temporary files, odd numbers never give garbage,
+# odd file names survive JSON/CSV, broken model files give one clear line.
+#   bash tests/cli/test_reliability_cli.sh BUILD/bin/infer BUILD/bin/evaluate BUILD/bin/train \
+#        BUILD/bin/make_tiny_dataset          (train and make_tiny_dataset may be "-": skipped)
+# Each check prints "ok - name" or "FAIL - name: details"; the last line is "N passed, M failed"
+# and the exit status is non-zero if any check failed. Nothing here depends on machine speed (the
+# signal cases poll for the temporary file rather than sleep a fixed time).
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+[ $# -eq 4 ] || { echo "usage: $0 infer evaluate train|- make_tiny_dataset|-" >&2; exit 2; }
+abs() { if [ "$1" = - ]; then echo -; else echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; fi; }
+INFER=$(abs "$1") EVALUATE=$(abs "$2") TRAIN=$(abs "$3") MAKE_DATA=$(abs "$4")
+for tool in sox soxi md5sum awk timeout python3; do
+  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 2; }
+done
+unset DENOISE_MODEL
+
+T=$(mktemp -d)
+BG_PID=""
+cleanup() {
+  [ -n "$BG_PID" ] && kill -9 "$BG_PID" 2>/dev/null
+  rm -rf "$T"
+}
+trap cleanup EXIT
+LOG=$T/log
+W=$T/work
+mkdir -p "$LOG" "$W"
+cd "$W" || exit 2
+PASSED=0 FAILED=0
+. "$HERE/lib.sh"
+
+ok()   { echo "ok - $1"; PASSED=$((PASSED + 1)); }
+fail() { echo "FAIL - $1: $2"; FAILED=$((FAILED + 1)); }
+skip() { echo "skip - $1: $2"; }
+
+# prog ARGS...: runs a program with a time limit; sets RC, stdout in $LOG/out, stderr in $LOG/err.
+prog() { timeout -k 5 300 "$@" >"$LOG/out" 2>"$LOG/err"; RC=$?; }
+stderr_text() { tr '\n' '|' <"$LOG/err"; }
+md5() { md5sum <"$1" | cut -d' ' -f1; }
+listing() { (cd "$1" && find . | sort); }
+check_eq() {  # name expected actual
+  if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected '$2', got '$3'"; fi
+}
+check_rc() {  # name code|nonzero
+  if { [ "$2" = nonzero ] && [ "$RC" -ne 0 ]; } || [ "$RC" = "$2" ]; then ok "$1"
+  else fail "$1" "exit code $RC, wanted $2; stderr: $(stderr_text)"; fi
+}
+check_no_temp() {  # name dir
+  local t; t=$(find "$2" -name '.*.tmp-*')
+  if [ -z "$t" ]; then ok "$1"; else fail "$1" "temporary files left: $t"; fi
+}
+check_listing() {  # name dir expected-listing
+  local now; now=$(listing "$2")
+  if [ "$now" = "$3" ]; then ok "$1"; else
+    fail "$1" "folder changed: $(diff <(echo "$3") <(echo "$now") | grep '^[<>]' | tr '\n' ' ')"; fi
+}
+# refused NAME DIR NAMED REASON PROGRAM ARGS...: the program fails with one error line naming
+# NAMED, and DIR is left exactly as it was (every file, its content included).
+refused() {
+  local name=$1 dir=$2 named=$3 reason=$4; shift 4
+  local before; before=$(cd "$dir" && find . -type f -exec md5sum {} + | sort; listing .)
+  prog "$@"
+  check_rc "$name: exit code" nonzero
+  if [ "$(grep -vc 'note:' "$LOG/err")" -ne 1 ]; then fail "$name: one error line" "$(stderr_text)"
+  elif ! grep -F -- "$named" "$LOG/err" | grep -qE -- "$reason"; then
+    fail "$name: error names $named and /$reason/" "$(stderr_text)"
+  else ok "$name: one error line naming $named"; fi
+  check_eq "$name: nothing written or changed" "$before" \
+    "$(cd "$dir" && find . -type f -exec md5sum {} + | sort; listing .)"
+}
+# speech OUT SECONDS [RATE]: a tone sweep plus white noise, 16-bit mono.
+speech() {
+  sox -R -r "${3:-16000}" -c 1 -n -b 16 "$1" synth "$2" sine 220-340 whitenoise vol 0.2 2>/dev/null
+}
+
+# ---------------------------------------------------------------- 1. output-path collisions
+mkdir c1 && cd c1 || exit 2
+speech in.wav 1 && speech other.wav 1
+ln -s in.wav link.wav && ln in.wav hard.wav && mkdir sub && ln -s .. sub/up
+for spelling in in.wav ./in.wav "$PWD/in.wav" sub/../in.wav sub/up/in.wav link.wav hard.wav; do
+  refused "infer --plot onto the input ($spelling)" . "$spelling" 'same file.*input' \
+    "$INFER" in.wav -o out.wav --plot "$spelling"
+done
+refused "infer --plot onto the -o file" . out.wav 'same file' \
+  "$INFER" in.wav -o out.wav --plot sub/up/out.wav
+refused "infer -o onto the --noise-clip" . other.wav 'same file.*--noise-clip' \
+  "$INFER" in.wav -o other.wav --noise-clip other.wav
+mkdir -p a b && cp in.wav a/x.wav && cp other.wav b/x.wav
+prog "$INFER" a/x.wav b/x.wav --out-dir o
+check_rc "infer: two inputs onto one --out-dir name: exit code" 1
+check_eq "infer: two inputs onto one --out-dir name: the first written, the second refused" \
+  "1 1" "$(ls o | wc -l) $(grep -c 'same file' "$LOG/err")"
+rm -rf o
+mkdir p && cp in.wav p/n.wav && cp other.wav p/c.wav
+for out in --json --csv; do
+  refused "evaluate $out onto the noisy input" . p/n.wav 'same file.*input' \
+    "$EVALUATE" --clean p/c.wav --noisy p/n.wav -m noisy "$out" sub/up/p/n.wav
+done
+refused "evaluate --json onto --csv" . s.json 'same file' \
+  "$EVALUATE" --clean p/c.wav --noisy p/n.wav -m noisy --json s.json --csv ./s.json
+mkdir r
+refused "evaluate --json onto the --report page" . index.html 'same file' \
+  "$EVALUATE" --clean p/c.wav --noisy p/n.wav -m noisy --json r/index.html --report r
+refused "evaluate --report over the inputs' folder" . p/audio 'holds the' \
+  "$EVALUATE" --clean p/audio/c.wav --noisy p/n.wav -m noisy --report p
+if [ "$TRAIN" != - ]; then
+  "$MAKE_DATA" --pairs 4 --seconds 1 d >/dev/null 2>&1
+  clean=$(find d -name '*.wav' | sort | head -1)
+  refused "train -o onto a data file" . "$clean" 'input' \
+    "$TRAIN" --data d -o "$clean" --steps 1 --batch 2 --crop-seconds 0.5
+  cp "$HERE/../../models/pretrained/default.dnz" m.dnz
+  refused "train -o onto the --init model" . m.dnz 'same file.*--init' \
+    "$TRAIN" --data d --init m.dnz -o ./m.dnz --steps 1
+fi
+cd "$W" || exit 2
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
