@@ -140,6 +140,8 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  // Ctrl-C, kill or a closed terminal: no temporary file is left behind.
+  denoise::remove_temporary_files_on_signals();
   auto usage = [](const std::string& message) {
     std::fprintf(stderr, "evaluate: error: %s\n", message.c_str());
     return 2;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "denoise/atomic_file.h"
 #include "denoise/audio_io.h"
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
@@ -322,6 +323,10 @@ int main(int argc, char** argv) {
     return denoise::live::run_live(lo);
   }
 #endif
+
+  // Ctrl-C, kill or a closed terminal: no temporary file is left behind (live mode, above, stops
+  // on Ctrl-C by itself).
+  denoise::remove_temporary_files_on_signals();
 
   // Expand inputs into jobs; a bad input is reported and counted, the rest still run.
   std::vector<Job> jobs;

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <random>
 
 #include "denoise/error.h"
 
@@ -41,7 +40,7 @@ constexpr ExtensionFormat kExtensions[] = {
 int sndfile_subtype(const std::string& bits, int major_format) {
   if (bits == "8")
     return major_format == SF_FORMAT_WAV || major_format == SF_FORMAT_RF64 ? SF_FORMAT_PCM_U8
-                                                                            : SF_FORMAT_PCM_S8;
+                                                                           : SF_FORMAT_PCM_S8;
   if (bits == "16") return SF_FORMAT_PCM_16;
   if (bits == "24") return SF_FORMAT_PCM_24;
   if (bits == "32") return SF_FORMAT_PCM_32;
@@ -164,9 +163,8 @@ AudioWriter::AudioWriter(const std::string& path, const AudioInfo& format)
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw Error(path + ": output folder " + dir.string() + " does not exist");
-  std::random_device rd;
-  temp_path_ = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(rd() % 1000000)))
-                   .string();
+  temp_path_ = temporary_path_for(path);
+  registered_ = std::make_unique<ScopedTemporaryFile>(temp_path_);
   SF_INFO sf{};
   sf.samplerate = format.sample_rate_hz;
   sf.channels = format.channels;

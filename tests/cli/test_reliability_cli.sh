@@ -117,5 +117,51 @@ if [ "$TRAIN" != - ]; then
 fi
 cd "$W" || exit 2
 
+# ---------------------------------------------------------------- 2. signals
+# Job control on: background programs get the default SIGINT action, as in a terminal (without
+# it, bash starts them with SIGINT ignored, and the programs keep an ignored signal ignored).
+set -m
+mkdir c2 && cd c2 || exit 2
+sox -R -r 48000 -c 1 -n -b 16 long.wav synth 60 sine 220-340 whitenoise vol 0.2 2>/dev/null
+# wait_for_temp SECONDS: until a temporary output file appears (0), or the time is up (1).
+wait_for_temp() {
+  local tries=$(($1 * 20))
+  while [ $tries -gt 0 ]; do
+    [ -n "$(find . -name '.*.tmp-*' 2>/dev/null)" ] && return 0
+    kill -0 "$BG_PID" 2>/dev/null || return 1
+    sleep 0.05; tries=$((tries - 1))
+  done
+  return 1
+}
+for sig in INT TERM HUP; do
+  signo=$(kill -l "$sig")
+  # Resampling to another rate keeps infer busy for seconds, with its temporary file open.
+  "$INFER" long.wav -o "out-$sig.wav" --rate 44100 -q >"$LOG/out" 2>"$LOG/err" &
+  BG_PID=$!
+  if wait_for_temp 60; then ok "infer SIG$sig: temporary file seen"
+  else fail "infer SIG$sig: temporary file seen" "none within 60 s; stderr: $(stderr_text)"; fi
+  kill "-$sig" "$BG_PID"
+  wait "$BG_PID"; RC=$?; BG_PID=""
+  check_rc "infer SIG$sig: exit status 128+$signo" $((128 + signo))
+  check_no_temp "infer SIG$sig: no temporary file left" .
+  check_eq "infer SIG$sig: no output" "" "$(ls out-* 2>/dev/null)"
+done
+sox -R -r 16000 -c 1 -n -b 16 clean.wav synth 30 sine 220-340 vol 0.3 2>/dev/null
+sox -R -m clean.wav "|sox -R -r 16000 -c 1 -n -p synth 30 whitenoise vol 0.1" noisy.wav 2>/dev/null
+for sig in INT TERM; do
+  signo=$(kill -l "$sig")
+  "$EVALUATE" --clean clean.wav --noisy noisy.wav --json "s-$sig.json" --report "r-$sig" \
+    >"$LOG/out" 2>"$LOG/err" &
+  BG_PID=$!
+  sleep 0.5
+  kill "-$sig" "$BG_PID"
+  wait "$BG_PID"; RC=$?; BG_PID=""
+  check_rc "evaluate SIG$sig: exit status 128+$signo" $((128 + signo))
+  check_no_temp "evaluate SIG$sig: no temporary file left" .
+  check_eq "evaluate SIG$sig: no scores written" "" "$(ls "s-$sig.json" "r-$sig/index.html" 2>/dev/null)"
+done
+set +m
+cd "$W" || exit 2
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

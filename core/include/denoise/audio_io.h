@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "denoise/atomic_file.h"
+
 namespace denoise {
 
 struct AudioInfo {
@@ -68,6 +70,7 @@ class AudioWriter {
  private:
   std::string path_;
   std::string temp_path_;
+  std::unique_ptr<ScopedTemporaryFile> registered_;  // removed on a fatal signal
   AudioInfo info_;
   void* file_ = nullptr;  // SNDFILE*
   bool committed_ = false;
