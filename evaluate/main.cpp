@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "denoise/atomic_file.h"
+#include "denoise/cli_range.h"
 #include "denoise/dataset.h"
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
@@ -120,7 +121,7 @@ int main(int argc, char** argv) {
   }
   app.add_option("--max-delay-ms", opt.max_delay_ms, "Delay search range either side of zero, ms")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1000.0));
+      ->check(denoise::finite_range(0, 1000));
   app.add_option("--json", json_path, "Write per-file and mean scores, delays and skipped files");
   app.add_option("--csv", csv_path, "Write one row per (file, method)");
   std::string report_dir;

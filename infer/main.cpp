@@ -17,6 +17,7 @@
 
 #include "denoise/atomic_file.h"
 #include "denoise/audio_io.h"
+#include "denoise/cli_range.h"
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
@@ -122,31 +123,40 @@ int main(int argc, char** argv) {
               "Noise-only recording to profile (any rate/channels; resampled and mixed as needed)")
           ->check(CLI::ExistingFile);
   auto* o_noise_seconds =
-      noise->add_option("--noise-seconds", opt.noise_seconds,
-                        "Profile the first S seconds of each input [default: gate the whole input "
-                        "(first 600000 samples), subtract 0.5 s]");
+      noise
+          ->add_option("--noise-seconds", opt.noise_seconds,
+                       "Profile the first S seconds of each input [default: gate the whole input "
+                       "(first 600000 samples), subtract 0.5 s]")
+          ->check(denoise::finite_range(0.001, 1e6));
 
   auto& g = opt.method_options.gate;
   auto* gate = app.add_option_group(
       "Spectral gating (gate, gate-nonstationary; defaults of noisereduce 3.0.3)");
   gate->add_option("--prop-decrease", g.prop_decrease, "Proportion of the noise removed, 0..1")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 1));
   gate->add_option("--n-std", g.n_std_thresh_stationary,
                    "gate: threshold = noise mean + N standard deviations (dB), per frequency")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 100));
   gate->add_option("--freq-smooth-hz", g.freq_mask_smooth_hz, "Mask smoothing across frequency, Hz")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 48000));
   gate->add_option("--time-smooth-ms", g.time_mask_smooth_ms, "Mask smoothing across time, ms")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 10000));
   gate->add_option("--time-constant-s", g.time_constant_s,
                    "gate-nonstationary: time constant of the noise floor, s")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0.01, 10));
   gate->add_option("--thresh-n-mult", g.thresh_n_mult_nonstationary,
                    "gate-nonstationary: bins more than N x above the floor pass")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 1000));
   gate->add_option("--sigmoid-slope", g.sigmoid_slope_nonstationary,
                    "gate-nonstationary: slope of the soft mask")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 1000));
   gate->add_flag("--causal", g.causal,
                  "Forward-only smoothing (noise floor and time smoothing use past frames only), as "
                  "live mode runs it");
@@ -155,28 +165,34 @@ int main(int argc, char** argv) {
                        "Zeros added on both sides before the STFT, samples (noisereduce's "
                        "`padding`; shapes the non-stationary noise floor near the ends)")
           ->capture_default_str()
-          ->check(CLI::NonNegativeNumber);
+          ->check(CLI::Range(0, 1 << 22));
   int n_fft = 1024, hop = 256;
   auto* o_n_fft = app.add_option("--n-fft", n_fft,
                                  "FFT size of the classical methods, samples (--live: the even "
                                  "size nearest 20 ms)")
-                      ->capture_default_str();
+                      ->capture_default_str()
+                      ->check(CLI::Range(16, 65536));
   auto* o_hop = app.add_option("--hop", hop,
                                "Hop of the classical methods, samples (--live: a quarter of the "
                                "FFT size)")
-                    ->capture_default_str();
+                    ->capture_default_str()
+                    ->check(CLI::Range(1, 32768));
 
   auto& s = opt.method_options.subtract;
   auto* sub = app.add_option_group("Spectral subtraction (subtract)");
   sub->add_option("--over-subtraction", s.over_subtraction,
                   "Noise power is subtracted this many times")
-      ->capture_default_str();
-  sub->add_option("--floor", s.floor, "Lowest gain, linear (0.05 = -26 dB)")->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0.01, 100));
+  sub->add_option("--floor", s.floor, "Lowest gain, linear (0.05 = -26 dB)")
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 1));
 
   auto* out = app.add_option_group("Output");
   out->add_option("--gain-db", opt.gain_db,
                   "Amplify by this many dB; a peak limiter prevents clipping")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(-100, 60));
   out->add_option("--rate", opt.output_rate_hz,
                   "Output sample rate, Hz [default: the input's]; with --live the device rate "
                   "[default: the input device's default rate]")
@@ -190,7 +206,7 @@ int main(int argc, char** argv) {
       app.add_option("--block-seconds", opt.block_seconds,
                      "Process in blocks of this many seconds [default: 256 hops, or 4x a method's "
                      "context]; the output does not depend on it")
-          ->check(CLI::PositiveNumber);
+          ->check(denoise::finite_range(0.001, 3600));
   app.add_flag("-q,--quiet", quiet, "Print errors only");
 
   // Live microphone mode (live.h).
@@ -223,7 +239,7 @@ int main(int argc, char** argv) {
   live_only.push_back(lg->add_option("--seconds", live_seconds,
                                      "Stop after this many seconds of input [default: until "
                                      "Enter, q or Ctrl-C]")
-                          ->check(CLI::Range(0.01, 1e7)));
+                          ->check(denoise::finite_range(0.01, 1e7)));
   for (auto* o : live_only) o->needs(o_live);
   for (auto* o : {o_inputs, o_output, o_outdir, o_plot, o_noise_clip, o_noise_seconds, o_block,
                   o_n_fft, o_hop, o_padding})

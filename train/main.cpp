@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "denoise/checkpoint.h"
+#include "denoise/cli_range.h"
 #include "denoise/error.h"
 #include "denoise/figures.h"
 #include "denoise/path_guard.h"
@@ -73,7 +74,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch", opt.batch_size, "Examples per step")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
-  app.add_option("--lr", opt.learning_rate, "Adam learning rate")->capture_default_str();
+  app.add_option("--lr", opt.learning_rate, "Adam learning rate")
+      ->capture_default_str()
+      ->check(denoise::finite_range(1e-8, 10));
   app.add_option("--device", opt.device, "cpu, or cuda when LibTorch has CUDA")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
@@ -93,10 +96,12 @@ int main(int argc, char** argv) {
                  "only what keeps the weights' shapes (e.g. model.causal)")
       ->check(CLI::ExistingFile);
   app.add_option("--crop-seconds", opt.data.crop_seconds, "Length of training examples, s")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0.05, 600));
   app.add_option("--val-fraction", opt.data.val_fraction,
                  "Share of files held out for validation (split by file, seeded)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 0.99));
   app.add_option("--stop-at", opt.stop_at_step,
                  "End this run at step N with the resume state saved (the learning-rate schedule "
                  "still spans --steps); continue later with --resume")

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -138,10 +139,15 @@ int64_t AudioReader::read(float* interleaved, int64_t frames) {
   }
   const int64_t n = got * info_.channels;
   for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(interleaved[i])) {
-      throw Error(path_ + ": contains NaN or infinite samples (first at sample " +
-                  std::to_string(position_ + i / info_.channels) + ")");
-    }
+    if (std::fabs(interleaved[i]) <= kMaxSampleMagnitude) continue;
+    const std::string at = std::to_string(position_ + i / info_.channels);
+    if (!std::isfinite(interleaved[i]))
+      throw Error(path_ + ": contains NaN or infinite samples (first at sample " + at + ")");
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", static_cast<double>(interleaved[i]));
+    throw Error(path_ + ": sample " + at + " is " + value +
+                ", more than 120 dB above full scale (limit 1e6): not audio (a corrupt or "
+                "mis-scaled float file)");
   }
   position_ += got;
   return got;

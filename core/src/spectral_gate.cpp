@@ -44,9 +44,22 @@ void smoothing_widths(const GateOptions& o, int sample_rate_hz, int& bins, int& 
 }
 
 void check_common(const GateOptions& o) {
-  if (o.prop_decrease < 0 || o.prop_decrease > 1)
-    throw Error("gate: --prop-decrease must be in [0, 1]");
-  if (o.padding_samples < 0) throw Error("gate: padding must be >= 0");
+  // Written so that NaN fails too (every comparison with NaN is false).
+  auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
+  if (!in(o.prop_decrease, 0, 1)) throw Error("gate: --prop-decrease must be in [0, 1]");
+  if (o.padding_samples < 0 || o.padding_samples > (1 << 22))
+    throw Error("gate: --padding must be in [0, 4194304] samples");
+  if (!in(o.n_std_thresh_stationary, 0, 100)) throw Error("gate: --n-std must be in [0, 100]");
+  if (!in(o.freq_mask_smooth_hz, 0, 48000))
+    throw Error("gate: --freq-smooth-hz must be in [0, 48000]");
+  if (!in(o.time_mask_smooth_ms, 0, 10000))
+    throw Error("gate: --time-smooth-ms must be in [0, 10000]");
+  if (!in(o.time_constant_s, 0.01, 10))
+    throw Error("gate-nonstationary: --time-constant-s must be in [0.01, 10]");
+  if (!in(o.thresh_n_mult_nonstationary, 0, 1000))
+    throw Error("gate-nonstationary: --thresh-n-mult must be in [0, 1000]");
+  if (!in(o.sigmoid_slope_nonstationary, 0, 1000))
+    throw Error("gate-nonstationary: --sigmoid-slope must be in [0, 1000]");
 }
 
 }  // namespace
@@ -301,7 +314,6 @@ void NonStationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain
   for (auto& g : gain) g = g * p + q;
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Live: the causal gates frame by frame (stream.h).
 
@@ -313,8 +325,12 @@ namespace {
 class FrameSmoother {
  public:
   FrameSmoother(int bins, int half_bins, int half_frames)
-      : bins_(bins), nb_(std::max(0, half_bins)), nt_(std::max(0, half_frames)),
-        prefix_(bins + 1), box_(bins + nb_ + 1), prefix2_(bins + nb_ + 2),
+      : bins_(bins),
+        nb_(std::max(0, half_bins)),
+        nt_(std::max(0, half_frames)),
+        prefix_(bins + 1),
+        box_(bins + nb_ + 1),
+        prefix2_(bins + nb_ + 2),
         history_(static_cast<size_t>(nt_ + 1) * bins, 0.f) {
     double sum = 0;
     for (int k = 0; k <= nt_; ++k) sum += nt_ + 1 - k;
@@ -326,7 +342,8 @@ class FrameSmoother {
   }
   void apply(float* row) {
     if (nb_ == 0 && nt_ == 0) return;
-    if (nb_ > 0) smooth_row_triangular(row, bins_, nb_, prefix_.data(), box_.data(), prefix2_.data());
+    if (nb_ > 0)
+      smooth_row_triangular(row, bins_, nb_, prefix_.data(), box_.data(), prefix2_.data());
     if (nt_ > 0) {
       const int64_t slots = nt_ + 1;
       std::copy(row, row + bins_, history_.begin() + (frames_ % slots) * bins_);
@@ -353,9 +370,12 @@ class FrameSmoother {
 class NonStationaryFrameGains : public FrameGains {
  public:
   explicit NonStationaryFrameGains(const NonStationaryGate& gate)
-      : options_(gate.options_), config_(gate.config_), b_(static_cast<float>(gate.iir_b_)),
+      : options_(gate.options_),
+        config_(gate.config_),
+        b_(static_cast<float>(gate.iir_b_)),
         smoother_(gate.config_.n_bins(), gate.smooth_bins_, gate.smooth_frames_),
-        magnitude_(gate.config_.n_bins()), floor_(gate.config_.n_bins()) {}
+        magnitude_(gate.config_.n_bins()),
+        floor_(gate.config_.n_bins()) {}
   const FrontEndConfig& front_end() const override { return config_; }
   void reset() override {
     started_ = false;

@@ -163,5 +163,66 @@ done
 set +m
 cd "$W" || exit 2
 
+# ---------------------------------------------------------------- 3. odd numbers
+mkdir c3 && cd c3 || exit 2
+# spike OUT VALUE: 1 s of 32-bit float WAV at 16 kHz, a tone with one sample set to VALUE.
+spike() {
+  python3 - "$1" "$2" <<'PY'
+import math, struct, sys
+rate = n = 16000
+x = [0.3 * math.sin(2 * math.pi * 300 * i / rate) + 0.05 * math.sin(i * 12.9898) for i in range(n)]
+x[8000] = float(sys.argv[2])
+data = struct.pack("<%df" % n, *x)
+fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+open(sys.argv[1], "wb").write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
+    struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+PY
+}
+MODEL=$HERE/../../models/pretrained/default.dnz
+methods="gate gate-nonstationary subtract"
+"$INFER" --help | grep -q -- '--model' && [ -f "$MODEL" ] && methods="$methods unet"
+for v in 1e20 1e30; do
+  spike "s$v.wav" "$v"
+  for m in $methods; do
+    extra=(); [ "$m" = unet ] && extra=(--model "$MODEL")
+    refused "infer $m, a float sample of $v" . "s$v.wav" 'above full scale' \
+      "$INFER" "s$v.wav" -o out.wav -m "$m" "${extra[@]}"
+  done
+done
+spike s9e5.wav 9e5   # just inside the limit: processed, finite and not silent
+for m in $methods; do
+  extra=(); [ "$m" = unet ] && extra=(--model "$MODEL")
+  prog "$INFER" s9e5.wav -o "o-$m.wav" -m "$m" -q "${extra[@]}"
+  check_rc "infer $m, a float sample of 9e5: exit code" 0
+  rms=$(sox "o-$m.wav" -n stat 2>&1 | awk '/RMS +amplitude/ { print $3 }')
+  if awk -v r="$rms" 'BEGIN { exit !(r > 0.01 && r < 1) }'; then ok "infer $m, 9e5: output finite, not silent (RMS $rms)"
+  else fail "infer $m, 9e5: output finite, not silent" "RMS '$rms'"; fi
+done
+speech in.wav 1
+for opt in "--gain-db nan" "--gain-db inf" "--gain-db 1e9" "--gain-db -1e9" "--prop-decrease nan" \
+           "--prop-decrease 1.5" "--over-subtraction nan" "--floor -0.1" "--noise-seconds -1" \
+           "--noise-seconds nan" "--time-constant-s 1e9" "--time-constant-s 0" "--n-std inf" \
+           "--n-fft 1000000000" "--hop 0" "--block-seconds nan" "--padding -5" "--sigmoid-slope nan"; do
+  name=${opt%% *}
+  before=$(listing .)
+  # shellcheck disable=SC2086
+  prog "$INFER" in.wav -o out.wav $opt
+  check_rc "infer $opt: usage error, exit code 2" 2
+  if head -1 "$LOG/err" | grep -F -- "$name" | grep -qE 'finite number|outside|not in range'; then
+    ok "infer $opt: the first line names the option and its range"
+  else fail "infer $opt: the first line names the option and its range" "$(stderr_text)"; fi
+  check_listing "infer $opt: nothing written" . "$before"
+done
+prog "$INFER" --help
+for name in --gain-db --prop-decrease --over-subtraction --floor --noise-seconds --time-constant-s \
+            --n-std --freq-smooth-hz --time-smooth-ms --thresh-n-mult --sigmoid-slope --n-fft --hop \
+            --padding --block-seconds --rate; do
+  if grep -E -- "^ *$name [A-Z]+:[A-Z]+ in \[" "$LOG/out" >/dev/null; then ok "infer --help: $name states its range"
+  else fail "infer --help: $name states its range" "$(grep -- "$name" "$LOG/out" | head -1)"; fi
+done
+prog "$EVALUATE" --clean in.wav --noisy in.wav -m noisy --max-delay-ms nan
+check_rc "evaluate --max-delay-ms nan: usage error" 2
+cd "$W" || exit 2
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

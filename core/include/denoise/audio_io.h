@@ -2,7 +2,7 @@
 //
 // Reading: any format libsndfile decodes (WAV, FLAC, OGG/Vorbis, Opus, AIFF, CAF, MP3, ...), any
 // channel count, 8-96 kHz. Integer formats are scaled to [-1, 1); float files are passed as stored.
-// NaN/Inf samples are reported as errors when read.
+// NaN/Inf samples and samples beyond kMaxSampleMagnitude are reported as errors when read.
 //
 // Writing: AudioWriter writes into a hidden temporary file in the destination folder and renames it
 // over the final name only in commit(); a writer destroyed without commit() removes its temporary
@@ -27,6 +27,12 @@ struct AudioInfo {
 
 // "WAV 16-bit PCM" and the like, for messages.
 std::string describe_format(int sf_format);
+
+// Largest sample magnitude accepted on input (120 dB above full scale). Float files may hold
+// values above 1 (some tools store integer-scaled floats, up to 32768), but a larger value is
+// not a recording: squared in a spectrum it overflows single precision, so the methods would
+// give NaN or silence. Such a file is refused with the sample's position.
+inline constexpr float kMaxSampleMagnitude = 1e6f;
 
 // Lowest and highest sample rates accepted on input.
 inline constexpr int kMinSampleRateHz = 8000;
