@@ -18,6 +18,7 @@
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
 #include "denoise/evaluation.h"
+#include "denoise/json_text.h"
 #include "denoise/path_guard.h"
 #include "denoise/progress.h"
 #include "report.h"
@@ -258,7 +259,8 @@ int main(int argc, char** argv) {
   bar.finish();
 
   try {
-    if (!json_path.empty()) denoise::write_file_atomically(json_path, ev->report().dump(2) + "\n");
+    if (!json_path.empty())
+      denoise::write_file_atomically(json_path, denoise::dump_json(ev->report(), 2) + "\n");
     if (!csv_path.empty()) denoise::write_file_atomically(csv_path, ev->csv());
     if (report && !ev->files().empty()) {
       report->finish(*ev);

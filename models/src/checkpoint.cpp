@@ -17,6 +17,7 @@
 
 #include "denoise/error.h"
 #include "denoise/json_strict.h"
+#include "denoise/json_text.h"
 
 namespace fs = std::filesystem;
 
@@ -224,7 +225,7 @@ void save_checkpoint(const std::string& path, UNet& net, ModelMetadata metadata)
     payload.insert(payload.end(), p, p + t.nbytes());
   }
   meta["tensors"] = table;
-  const std::string text = meta.dump(1);
+  const std::string text = dump_json(meta, 1);  // file names may not be UTF-8
   std::vector<uint8_t> bytes(kMagic, kMagic + 8);
   put<uint32_t>(bytes, kCheckpointFormatVersion);
   put<uint64_t>(bytes, text.size());

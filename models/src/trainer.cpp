@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "denoise/error.h"
+#include "denoise/json_text.h"
 #include "denoise/progress.h"
 
 namespace fs = std::filesystem;
@@ -122,15 +123,14 @@ nlohmann::json architecture_json(const TrainOptions& o) {
 // What the validation set is drawn from: a resumed run whose validation data differ (a new stage
 // with other mixing) cannot compare its losses with the stored best.
 std::string validation_data_key(const TrainOptions& o) {
-  return nlohmann::json{{"mix", o.data.mix},
-                        {"val_fraction", o.data.val_fraction},
-                        {"val_crop_seconds", o.data.val_crop_seconds},
-                        {"max_val_examples", o.data.max_val_examples},
-                        {"seed", o.data.seed},
-                        {"data_dirs", o.data.data_dirs},
-                        {"clean_dirs", o.data.clean_dirs},
-                        {"noise_dirs", o.data.noise_dirs}}
-      .dump();
+  return dump_json(nlohmann::json{{"mix", o.data.mix},
+                                  {"val_fraction", o.data.val_fraction},
+                                  {"val_crop_seconds", o.data.val_crop_seconds},
+                                  {"max_val_examples", o.data.max_val_examples},
+                                  {"seed", o.data.seed},
+                                  {"data_dirs", o.data.data_dirs},
+                                  {"clean_dirs", o.data.clean_dirs},
+                                  {"noise_dirs", o.data.noise_dirs}});
 }
 
 void save_state(const std::string& path, UNet& net, torch::optim::Adam& optimizer, int64_t step,
@@ -234,8 +234,7 @@ double learning_rate_at(const TrainOptions& options, int64_t step, int64_t total
     return base * static_cast<double>(step + 1) / static_cast<double>(options.warmup_steps);
   if (options.lr_schedule != "cosine") return base;
   const double span = static_cast<double>(std::max<int64_t>(1, total - 1 - options.warmup_steps));
-  const double progress =
-      std::min(1.0, static_cast<double>(step - options.warmup_steps) / span);
+  const double progress = std::min(1.0, static_cast<double>(step - options.warmup_steps) / span);
   const double floor = base * options.lr_min_fraction;
   return floor + (base - floor) * 0.5 * (1 + std::cos(3.141592653589793 * progress));
 }
@@ -254,8 +253,8 @@ TrainResult train(const TrainOptions& options_in,
   if (options.batch_size < 1) throw Error("the batch size (--batch) must be at least 1");
   if (!(options.learning_rate > 0)) throw Error("--lr must be > 0");
   if (options.lr_schedule != "constant" && options.lr_schedule != "cosine")
-    throw Error("lr_schedule must be \"constant\" or \"cosine\" (got \"" +
-                options.lr_schedule + "\")");
+    throw Error("lr_schedule must be \"constant\" or \"cosine\" (got \"" + options.lr_schedule +
+                "\")");
   if (!(options.lr_min_fraction >= 0 && options.lr_min_fraction <= 1))
     throw Error("lr_min_fraction must be within [0, 1]");
   if (options.warmup_steps < 0) throw Error("warmup_steps must be >= 0");
@@ -341,8 +340,9 @@ TrainResult train(const TrainOptions& options_in,
       if (have_best && (!known || stored_data.toStringRef() != validation_data_key(options))) {
         have_best = false;
         validation_changed = true;
-        message("validation data differ from the resumed run's (data or mixing options changed): "
-                "the best model is chosen afresh from here on");
+        message(
+            "validation data differ from the resumed run's (data or mixing options changed): "
+            "the best model is chosen afresh from here on");
       }
     } catch (const c10::Error& e) {
       throw Error(paths.resume + ": cannot resume from this state: " + e.what_without_backtrace());
@@ -433,7 +433,7 @@ TrainResult train(const TrainOptions& options_in,
     line["elapsed_s"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     line["best"] = is_best;
-    log << line.dump() << "\n";
+    log << dump_json(line) << "\n";
     log.flush();
     if (hook_ok && options.after_validation) {
       try {

@@ -224,5 +224,42 @@ prog "$EVALUATE" --clean in.wav --noisy in.wav -m noisy --max-delay-ms nan
 check_rc "evaluate --max-delay-ms nan: usage error" 2
 cd "$W" || exit 2
 
+# ---------------------------------------------------------------- 4. file names that are not UTF-8
+mkdir c4 && cd c4 || exit 2
+bad=$(printf 'p_\xff\xe9')           # bytes 0xFF 0xE9: legal on Linux, not UTF-8
+data=$(printf 'd\xfe')
+mkdir -p "$data/noisy" "$data/clean"
+for i in 1 2 3 4; do
+  sox -R -r 16000 -c 1 -n -b 16 "$data/clean/$bad$i.wav" synth 1 sine $((200 + 40 * i)) vol 0.3 2>/dev/null
+  sox -R -m "$data/clean/$bad$i.wav" "|sox -R -r 16000 -c 1 -n -p synth 1 whitenoise vol 0.1" \
+    "$data/noisy/$bad$i.wav" 2>/dev/null
+done
+prog "$EVALUATE" --data "$data" -m noisy,gate --json s.json --csv s.csv -q
+check_rc "evaluate, names not UTF-8: exit code" 0
+if python3 -c '
+import json, sys
+j = json.load(open("s.json", encoding="utf-8"))
+names = sorted(f["noisy"].rsplit("/", 1)[-1] for f in j["files"])
+sys.exit(names != ["p_\\xff\\xe9%d.wav" % i for i in range(1, 5)])' 2>"$LOG/py"; then
+  ok "evaluate --json, names not UTF-8: valid JSON, each name with \\xNN escapes"
+else fail "evaluate --json, names not UTF-8: valid JSON, each name with \\xNN escapes" "$(cat "$LOG/py") $(head -c 600 s.json)"; fi
+check_eq "evaluate --csv, names not UTF-8: the names as they are (bytes)" 8 "$(grep -c -F "$bad" s.csv)"
+if [ "$TRAIN" != - ]; then
+  out=$(printf 'm\xff')
+  prog "$TRAIN" --data "$data" --steps 2 --batch 2 --crop-seconds 0.5 --threads 2 --val-every 2 \
+    -o "$out.dnz" -q
+  check_rc "train, names not UTF-8: exit code" 0
+  if python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+sys.exit(len(lines) < 1)' "$out.log.jsonl" 2>"$LOG/py"; then ok "train, names not UTF-8: the log is valid JSON lines"
+  else fail "train, names not UTF-8: the log is valid JSON lines" "$(cat "$LOG/py")"; fi
+  check_eq "train, names not UTF-8: model, log, curves, resume state" "4" \
+    "$(ls "$out.dnz" "$out.log.jsonl" "$out.curves.png" "$out.resume.pt" 2>/dev/null | wc -l)"
+  prog "$INFER" "$data/noisy/${bad}1.wav" -o "$bad.wav" --model "$out.dnz" -q
+  check_rc "infer with that model, names not UTF-8: exit code" 0
+fi
+cd "$W" || exit 2
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
