@@ -234,7 +234,8 @@ double learning_rate_at(const TrainOptions& options, int64_t step, int64_t total
     return base * static_cast<double>(step + 1) / static_cast<double>(options.warmup_steps);
   if (options.lr_schedule != "cosine") return base;
   const double span = static_cast<double>(std::max<int64_t>(1, total - 1 - options.warmup_steps));
-  const double progress = std::min(1.0, static_cast<double>(step - options.warmup_steps) / span);
+  const double progress =
+      std::min(1.0, static_cast<double>(step - options.warmup_steps) / span);
   const double floor = base * options.lr_min_fraction;
   return floor + (base - floor) * 0.5 * (1 + std::cos(3.141592653589793 * progress));
 }
@@ -253,8 +254,8 @@ TrainResult train(const TrainOptions& options_in,
   if (options.batch_size < 1) throw Error("the batch size (--batch) must be at least 1");
   if (!(options.learning_rate > 0)) throw Error("--lr must be > 0");
   if (options.lr_schedule != "constant" && options.lr_schedule != "cosine")
-    throw Error("lr_schedule must be \"constant\" or \"cosine\" (got \"" + options.lr_schedule +
-                "\")");
+    throw Error("lr_schedule must be \"constant\" or \"cosine\" (got \"" +
+                options.lr_schedule + "\")");
   if (!(options.lr_min_fraction >= 0 && options.lr_min_fraction <= 1))
     throw Error("lr_min_fraction must be within [0, 1]");
   if (options.warmup_steps < 0) throw Error("warmup_steps must be >= 0");
@@ -340,9 +341,8 @@ TrainResult train(const TrainOptions& options_in,
       if (have_best && (!known || stored_data.toStringRef() != validation_data_key(options))) {
         have_best = false;
         validation_changed = true;
-        message(
-            "validation data differ from the resumed run's (data or mixing options changed): "
-            "the best model is chosen afresh from here on");
+        message("validation data differ from the resumed run's (data or mixing options changed): "
+                "the best model is chosen afresh from here on");
       }
     } catch (const c10::Error& e) {
       throw Error(paths.resume + ": cannot resume from this state: " + e.what_without_backtrace());
