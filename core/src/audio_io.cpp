@@ -41,7 +41,7 @@ constexpr ExtensionFormat kExtensions[] = {
 int sndfile_subtype(const std::string& bits, int major_format) {
   if (bits == "8")
     return major_format == SF_FORMAT_WAV || major_format == SF_FORMAT_RF64 ? SF_FORMAT_PCM_U8
-                                                                           : SF_FORMAT_PCM_S8;
+                                                                            : SF_FORMAT_PCM_S8;
   if (bits == "16") return SF_FORMAT_PCM_16;
   if (bits == "24") return SF_FORMAT_PCM_24;
   if (bits == "32") return SF_FORMAT_PCM_32;

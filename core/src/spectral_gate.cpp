@@ -314,6 +314,7 @@ void NonStationaryGate::gains(const Spectrogram& noisy, std::vector<float>& gain
   for (auto& g : gain) g = g * p + q;
 }
 
+
 // ---------------------------------------------------------------------------------------------
 // Live: the causal gates frame by frame (stream.h).
 
@@ -325,12 +326,8 @@ namespace {
 class FrameSmoother {
  public:
   FrameSmoother(int bins, int half_bins, int half_frames)
-      : bins_(bins),
-        nb_(std::max(0, half_bins)),
-        nt_(std::max(0, half_frames)),
-        prefix_(bins + 1),
-        box_(bins + nb_ + 1),
-        prefix2_(bins + nb_ + 2),
+      : bins_(bins), nb_(std::max(0, half_bins)), nt_(std::max(0, half_frames)),
+        prefix_(bins + 1), box_(bins + nb_ + 1), prefix2_(bins + nb_ + 2),
         history_(static_cast<size_t>(nt_ + 1) * bins, 0.f) {
     double sum = 0;
     for (int k = 0; k <= nt_; ++k) sum += nt_ + 1 - k;
@@ -342,8 +339,7 @@ class FrameSmoother {
   }
   void apply(float* row) {
     if (nb_ == 0 && nt_ == 0) return;
-    if (nb_ > 0)
-      smooth_row_triangular(row, bins_, nb_, prefix_.data(), box_.data(), prefix2_.data());
+    if (nb_ > 0) smooth_row_triangular(row, bins_, nb_, prefix_.data(), box_.data(), prefix2_.data());
     if (nt_ > 0) {
       const int64_t slots = nt_ + 1;
       std::copy(row, row + bins_, history_.begin() + (frames_ % slots) * bins_);
@@ -370,12 +366,9 @@ class FrameSmoother {
 class NonStationaryFrameGains : public FrameGains {
  public:
   explicit NonStationaryFrameGains(const NonStationaryGate& gate)
-      : options_(gate.options_),
-        config_(gate.config_),
-        b_(static_cast<float>(gate.iir_b_)),
+      : options_(gate.options_), config_(gate.config_), b_(static_cast<float>(gate.iir_b_)),
         smoother_(gate.config_.n_bins(), gate.smooth_bins_, gate.smooth_frames_),
-        magnitude_(gate.config_.n_bins()),
-        floor_(gate.config_.n_bins()) {}
+        magnitude_(gate.config_.n_bins()), floor_(gate.config_.n_bins()) {}
   const FrontEndConfig& front_end() const override { return config_; }
   void reset() override {
     started_ = false;
