@@ -19,6 +19,7 @@
 #include "denoise/error.h"
 #include "denoise/evaluation.h"
 #include "denoise/json_text.h"
+#include "denoise/main_guard.h"
 #include "denoise/path_guard.h"
 #include "denoise/progress.h"
 #include "report.h"
@@ -73,7 +74,7 @@ void print_table(const denoise::Evaluator& ev) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   CLI::App app{
       "evaluate: score denoising methods on noisy/clean pairs.\n"
       "Metrics per method (means over the files): SI-SDR, SNR, segmental SNR, STOI, ESTOI and\n"
@@ -278,3 +279,5 @@ int main(int argc, char** argv) {
   if (!quiet) print_table(*ev);
   return 0;
 }
+
+int main(int argc, char** argv) { return denoise::run_main("evaluate", run, argc, argv); }

@@ -21,6 +21,7 @@
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
+#include "denoise/main_guard.h"
 #include "denoise/path_guard.h"
 #include "denoise/progress.h"
 #include "plot_denoising.h"
@@ -68,7 +69,7 @@ fs::path default_output(const fs::path& input) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   CLI::App app{
       "infer: denoise speech recordings (files or folders), or a microphone live (--live).\n"
       "Output keeps the input's rate, channels and sample format unless --rate/--bits say "
@@ -463,3 +464,5 @@ int main(int argc, char** argv) {
   }
   return failures > 0 ? 1 : 0;
 }
+
+int main(int argc, char** argv) { return denoise::run_main("infer", run, argc, argv); }

@@ -17,6 +17,7 @@
 #include "denoise/cli_range.h"
 #include "denoise/error.h"
 #include "denoise/figures.h"
+#include "denoise/main_guard.h"
 #include "denoise/path_guard.h"
 #include "denoise/trainer.h"
 
@@ -46,7 +47,7 @@ std::vector<std::string> values_of(int argc, char** argv, const std::string& fla
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   CLI::App app{
       "train: learn a denoising U-Net from noisy/clean speech pairs or from clean speech mixed "
       "with noise.\nThe best model (by validation loss) is written to --out, beside it a "
@@ -196,3 +197,5 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+int main(int argc, char** argv) { return denoise::run_main("train", run, argc, argv); }

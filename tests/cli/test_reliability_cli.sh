@@ -261,5 +261,78 @@ sys.exit(len(lines) < 1)' "$out.log.jsonl" 2>"$LOG/py"; then ok "train, names no
 fi
 cd "$W" || exit 2
 
+# ---------------------------------------------------------------- 5. broken model files
+if "$INFER" --help | grep -q -- '--model' && [ -f "$MODEL" ]; then
+  mkdir c5 && cd c5 || exit 2
+  speech in.wav 1
+  # remodel OUT KEY=JSON...: the shipped model with metadata fields changed, checksum valid.
+  remodel() {
+    python3 - "$MODEL" "$@" <<'PY'
+import json, struct, sys
+src, dst, edits = sys.argv[1], sys.argv[2], sys.argv[3:]
+b = open(src, "rb").read()
+meta_len = struct.unpack_from("<Q", b, 12)[0]
+meta = json.loads(b[20:20 + meta_len])
+payload = b[20 + meta_len + 8:-8]
+for e in edits:
+    path, value = e.split("=", 1)
+    obj, keys = meta, path.split(".")
+    for k in keys[:-1]:
+        obj = obj[int(k)] if isinstance(obj, list) else obj[k]
+    obj[int(keys[-1]) if isinstance(obj, list) else keys[-1]] = json.loads(value)
+text = json.dumps(meta).encode()
+out = b[:12] + struct.pack("<Q", len(text)) + text + struct.pack("<Q", len(payload)) + payload
+h = 1469598103934665603
+for x in out:
+    h = ((h ^ x) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+open(dst, "wb").write(out + struct.pack("<Q", h))
+PY
+  }
+  # poke OUT OFFSET-EXPRESSION VALUE: the shipped model with a little-endian u64 overwritten
+  # (ml: the metadata length); "cut N" keeps the first N bytes.
+  poke() {
+    python3 - "$MODEL" "$@" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+ml = struct.unpack_from("<Q", b, 12)[0]
+if sys.argv[3] == "cut":
+    b = b[:int(sys.argv[4])]
+elif sys.argv[3] == "flip":
+    b[int(eval(sys.argv[4]))] ^= 0x40
+else:
+    struct.pack_into("<Q", b, eval(sys.argv[3]), int(sys.argv[4]))
+open(sys.argv[2], "wb").write(b)
+PY
+  }
+  remodel fft.dnz front_end.n_fft=1073741824
+  remodel fft2.dnz front_end.n_fft=1048576 front_end.hop_length=262144
+  remodel shape.dnz tensors.0.shape=[1000000000,1000000000]
+  remodel width.dnz model.channels=[100000]
+  remodel eps.dnz front_end.log_epsilon=1e300
+  remodel dtype.dnz tensors.0.dtype='"complex128"'
+  poke payload.dnz 20+ml 18446744073709551608
+  poke meta.dnz 12 281474976710655
+  poke cut.dnz cut 100000
+  poke flip.dnz flip 20+ml+5000
+  for case in "fft:n_fft must be" "fft2:n_fft must be" "shape:impossible shape" \
+              "width:channel width" "eps:epsilon" "dtype:unknown type" \
+              "payload:corrupt model file \(its tensor data length" \
+              "meta:corrupt model file \(its metadata length" \
+              "cut:truncated model file \(100000 of the [0-9]+ bytes" "flip:corrupt.*checksum"; do
+    m=${case%%:*}.dnz
+    refused "infer --model, $m" . "$m" "${case#*:}" "$INFER" in.wav -o out.wav --model "$m"
+    check_rc "infer --model, $m: exit code 1" 1
+  done
+  refused "evaluate --model, fft.dnz" . fft.dnz "n_fft must be" \
+    "$EVALUATE" --clean in.wav --noisy in.wav -m unet --model fft.dnz
+  if [ "$TRAIN" != - ]; then
+    refused "train --init, fft.dnz" . fft.dnz "n_fft must be" \
+      "$TRAIN" --data "$W/c4/$data" --init fft.dnz -o t.dnz --steps 1
+  fi
+  cd "$W" || exit 2
+else
+  skip "broken model files" "infer has no U-Net or models/pretrained/default.dnz is missing"
+fi
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
