@@ -348,6 +348,11 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   const int out_rate = options.output_rate_hz > 0 ? options.output_rate_hz : info.sample_rate_hz;
   if (out_rate < kMinSampleRateHz || out_rate > kMaxSampleRateHz)
     throw Error("--rate " + std::to_string(out_rate) + " Hz is outside 8000-96000 Hz");
+  if (ch > kMaxResampleChannels && (rate != info.sample_rate_hz || out_rate != rate))
+    throw Error(input + ": " + std::to_string(ch) + " channels; converting the sample rate (" +
+                std::to_string(info.sample_rate_hz) + " Hz to " +
+                std::to_string(rate != info.sample_rate_hz ? rate : out_rate) +
+                " Hz) takes at most " + std::to_string(kMaxResampleChannels));
   AudioInfo out_info = info;
   out_info.sample_rate_hz = out_rate;
   out_info.format = output_format(info, output, options.output_bits);

@@ -334,5 +334,43 @@ else
   skip "broken model files" "infer has no U-Net or models/pretrained/default.dnz is missing"
 fi
 
+# ---------------------------------------------------------------- 6. messages in our words
+mkdir c6 && cd c6 || exit 2
+sox -R -r 16000 -c 1 -n -b 16 f.flac synth 3 sine 300 whitenoise vol 0.2 2>/dev/null
+sox -R -r 16000 -c 1 -n -b 16 w.wav synth 1 sine 300 whitenoise vol 0.2 2>/dev/null
+for n in 200 1000 5000; do head -c "$n" f.flac >"cut$n.flac"; done
+printf 'RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x00\x00' >nochan.wav
+head -c 3000 /dev/urandom >noise.wav
+# 40 copies with a few bytes changed, in the header and in the data.
+python3 - <<'PY'
+import random
+for src in ("f.flac", "w.wav"):
+    b = open(src, "rb").read()
+    for i in range(20):
+        r, m = random.Random(i), bytearray(b)
+        for _ in range(r.choice([1, 3, 8])):
+            m[r.randrange(0, 200 if i % 2 else len(m))] = r.randrange(256)
+        open("mut%02d_%s" % (i, src), "wb").write(m)
+PY
+jargon='psf_|SF_INFO|[Ii]nternal|Unspecified|struct|karma|Error :'
+for f in cut200.flac cut1000.flac cut5000.flac nochan.wav noise.wav mut*; do
+  for m in gate $([ "${methods#*unet}" != "$methods" ] && echo unet); do
+    prog "$INFER" "$f" -o "out.wav" -m "$m" -q
+    [ "$RC" -eq 0 ] && { rm -f out.wav; continue; }
+    line=$(head -1 "$LOG/err")
+    if [ "$RC" -ne 1 ] || [ "$(wc -l <"$LOG/err")" -ne 1 ] || [[ "$line" != *"$f"* ]] ||
+       grep -qE "$jargon" <<<"$line"; then
+      fail "infer $m $f: one line naming the file, in our words" "exit $RC: $(stderr_text)"
+    else ok "infer $m $f: one line naming the file, in our words"; fi
+  done
+done
+check_no_temp "broken inputs: no temporary file left" .
+sox -R -r 22050 -c 129 -n -b 16 c129.wav synth 0.5 whitenoise vol 0.1 2>/dev/null
+refused "infer, 129 channels resampled" . c129.wav 'channels.*at most 128' \
+  "$INFER" c129.wav -o out.wav -m gate --rate 16000
+prog "$INFER" c129.wav -o out.wav -m gate -q
+check_rc "infer, 129 channels at their own rate: exit code" 0
+cd "$W" || exit 2
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -40,7 +40,7 @@ inline constexpr int kMaxSampleRateHz = 96000;
 
 class AudioReader {
  public:
-  // Opens and validates `path` (exists, is audio, has samples, rate within 8-96 kHz).
+  // Opens and validates `path` (exists, is audio, has samples, rate within 8-96 kHz). Errors name the file and say what is wrong in this project's words.
   explicit AudioReader(const std::string& path);
   ~AudioReader();
   AudioReader(const AudioReader&) = delete;
@@ -52,6 +52,8 @@ class AudioReader {
   // Reads up to `frames` frames (interleaved, channels() floats each) from the current position.
   // Returns the number of frames read: fewer only at the end of the file.
   int64_t read(float* interleaved, int64_t frames);
+  // Moves to `frame` (0..frames). A no-op at the current position; where the decoder cannot
+  // seek, the file is decoded again from its start up to `frame`.
   void seek(int64_t frame);
 
  private:
