@@ -13,6 +13,7 @@ packages=(
   sox                 # demo and tests make and measure audio with it
   time                # GNU time, peak memory in scripts/bench.sh
   python3 python3-numpy python3-soundfile   # the CLI tests check audio and JSON with them
+  clang libclang-rt-14-dev   # scripts/fuzz.sh: libFuzzer targets with ASan and UBSan
 )
 # The live-mode test (tests/cli/test_live_cli.sh) needs a sound card; on machines without one it
 # runs a private pulseaudio (which brings libasound2-plugins, ALSA's pulse plugin, through which
