@@ -94,6 +94,12 @@ check_rc "infer: two inputs onto one --out-dir name: exit code" 1
 check_eq "infer: two inputs onto one --out-dir name: the first written, the second refused" \
   "1 1" "$(ls o | wc -l) $(grep -c 'same file' "$LOG/err")"
 rm -rf o
+mkdir f && cp in.wav f/x.wav && cp other.wav f/y.wav
+before=$(cd f && md5sum x.wav y.wav)
+prog "$INFER" f --out-dir ./f/../f
+check_rc "infer: a folder with --out-dir the same folder: exit code" 1
+check_eq "infer: a folder with --out-dir the same folder: each file refused" 2 "$(grep -c 'same file.*input' "$LOG/err")"
+check_eq "infer: a folder with --out-dir the same folder: inputs unchanged" "$before" "$(cd f && md5sum x.wav y.wav)"
 mkdir p && cp in.wav p/n.wav && cp other.wav p/c.wav
 for out in --json --csv; do
   refused "evaluate $out onto the noisy input" . p/n.wav 'same file.*input' \
