@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz) with clang, AddressSanitizer and UBSan in their own
-# build folder, and runs each for a bounded time on a copy of its seed corpus
-# (tests/fuzz/corpus/TARGET). Exits non-zero on any finding (crash, sanitizer report, an
+# build folder, and runs each for a bounded time on its seed corpus (tests/fuzz/corpus/TARGET;
+# new inputs go to the build folder's corpus/TARGET). Exits non-zero on any finding (crash, sanitizer report, an
 # exception other than denoise::Error, a timeout); the reproducer is kept in the build folder's
 # findings/ and printed.
 #   scripts/fuzz.sh                    every target, 60 s each
@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 build="${FUZZ_BUILD_DIR:-build-fuzz}"
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
 seconds="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-1}"
 targets=("$@")
@@ -38,9 +39,9 @@ for t in "${targets[@]}"; do
   findings="$build/findings/$t"
   mkdir -p "$work" "$findings"
   echo "fuzz: $t for ${seconds} s"
-  if ! (cd "$findings" && "$root/$build/bin/$t" -max_total_time="$seconds" -timeout=25 \
+  if ! (cd "$findings" && "$build/bin/$t" -max_total_time="$seconds" -timeout=25 \
           -rss_limit_mb=4096 -max_len=65536 "${parallel[@]}" -print_final_stats=1 \
-          "$root/$work" "$root/tests/fuzz/corpus/$t" >"$root/$build/$t.log" 2>&1); then
+          "$work" "$root/tests/fuzz/corpus/$t" >"$build/$t.log" 2>&1); then
     failed+=("$t")
     echo "fuzz: FINDING in $t (log: $build/$t.log, reproducer in $findings):"
     grep -E 'ERROR|SUMMARY|fuzz: exception|Test unit written|runtime error' "$build/$t.log" | head -20
