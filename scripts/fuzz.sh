@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz) with clang, AddressSanitizer and UBSan in their own
 # build folder, and runs each for a bounded time on its seed corpus (tests/fuzz/corpus/TARGET;
-# new inputs go to the build folder's corpus/TARGET). Exits non-zero on any finding (crash, sanitizer report, an
-# exception other than denoise::Error, a timeout); the reproducer is kept in the build folder's
-# findings/ and printed.
+# new inputs go to the build folder's corpus/TARGET). Exits non-zero on any finding (a crash, a
+# sanitizer report, an exception other than denoise::Error, a timeout); the reproducer is kept in
+# the build folder's findings/TARGET and its report printed.
 #   scripts/fuzz.sh                    every target, 60 s each
 #   FUZZ_SECONDS=3600 scripts/fuzz.sh fuzz_audio     one target for an hour
 #   FUZZ_BUILD_DIR=out FUZZ_JOBS=4 scripts/fuzz.sh   elsewhere, four fuzzing processes per target
