@@ -69,8 +69,10 @@ static int run(int argc, char** argv) {
   app.add_option("-o,--out", opt.out_path, "Model file to write (the best weights)")
       ->capture_default_str();
   auto* o_epochs = app.add_option("--epochs", opt.epochs,
-                                  "Epochs (one epoch = the training speech once) [default: 20]");
-  auto* o_steps = app.add_option("--steps", opt.steps, "Training steps (instead of --epochs)");
+                                  "Epochs (one epoch = the training speech once) [default: 20]")
+                       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  auto* o_steps = app.add_option("--steps", opt.steps, "Training steps (instead of --epochs)")
+                      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   o_epochs->excludes(o_steps);
   app.add_option("--batch", opt.batch_size, "Examples per step")
       ->capture_default_str()
@@ -107,8 +109,8 @@ static int run(int argc, char** argv) {
                  "End this run at step N with the resume state saved (the learning-rate schedule "
                  "still spans --steps); continue later with --resume")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  app.add_option("--val-every", opt.val_every_steps,
-                 "Validate every N steps [default: each epoch]");
+  app.add_option("--val-every", opt.val_every_steps, "Validate every N steps [default: each epoch]")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   app.add_option("--config", config,
                  "JSON file with sections front_end, model, loss, mix, train (partial is fine); "
                  "flags given on the command line override it")
