@@ -14,4 +14,8 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENOISE_BUILD_TESTS=O
 cmake --build "$build" -j"$(nproc)"
 export LSAN_OPTIONS="suppressions=$PWD/tests/sanitize/lsan.supp:${LSAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
-ctest --test-dir "$build" --output-on-failure -j"$(nproc)" -E '^live_cli$' "$@"
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)" -E '^(live_cli|train_cli)$' "$@"
+# LeakSanitizer's tracer crashes at the exit of programs that ran LibTorch's thread pool with
+# several threads ("Tracer caught signal 11"), as train_cli's runs do: there, leaks go unchecked.
+ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" \
+  ctest --test-dir "$build" --output-on-failure -R '^train_cli$' "$@"
