@@ -12,11 +12,15 @@
 #include <string>
 #include <vector>
 
+#include "denoise/atomic_file.h"
+#include "denoise/cli_range.h"
 #include "denoise/dataset.h"
 #include "denoise/denoiser.h"
-#include "denoise/atomic_file.h"
 #include "denoise/error.h"
 #include "denoise/evaluation.h"
+#include "denoise/json_text.h"
+#include "denoise/main_guard.h"
+#include "denoise/path_guard.h"
 #include "denoise/progress.h"
 #include "report.h"
 
@@ -92,7 +96,7 @@ void print_table(const denoise::Evaluator& ev) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   CLI::App app{
       "evaluate: score denoising methods on noisy/clean pairs.\n"
       "Metrics per method (means over the files): SI-SDR, SNR, segmental SNR, STOI, ESTOI, PESQ\n"
@@ -141,7 +145,7 @@ int main(int argc, char** argv) {
   }
   app.add_option("--max-delay-ms", opt.max_delay_ms, "Delay search range either side of zero, ms")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1000.0));
+      ->check(denoise::finite_range(0, 1000));
   std::string pesq_word = "auto";
   app.add_option("--pesq", pesq_word,
                  "PESQ: auto (wide-band, P.862.2, for 16 kHz and above, resampled to 16 kHz; "
@@ -167,6 +171,8 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  // Ctrl-C, kill or a closed terminal: no temporary file is left behind.
+  denoise::remove_temporary_files_on_signals();
   auto usage = [](const std::string& message) {
     std::fprintf(stderr, "evaluate: error: %s\n", message.c_str());
     return 2;
@@ -213,15 +219,6 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::unique_ptr<denoise::Report> report;
-  if (!report_dir.empty()) {
-    try {
-      report = std::make_unique<denoise::Report>(report_dir, report_examples);
-    } catch (const Error& e) {
-      return usage(e.what());
-    }
-  }
-
   std::vector<denoise::FilePair> pairs;
   std::unique_ptr<denoise::Evaluator> ev;
   try {
@@ -241,6 +238,36 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::fprintf(stderr, "evaluate: error: %s\n", e.what());
     return 1;
+  }
+
+  // No output may be an input or another output, in any spelling (links included).
+  try {
+    denoise::PathGuard guard;
+    for (const auto& p : pairs) {
+      guard.add_input(p.noisy, "noisy input");
+      guard.add_input(p.clean, "clean input");
+    }
+    guard.add_input(opt.method_options.model_path, "--model");
+    guard.add_output(json_path, "--json");
+    guard.add_output(csv_path, "--csv");
+    if (!report_dir.empty()) {
+      guard.add_output((fs::path(report_dir) / "index.html").string(), "--report page");
+      guard.add_output((fs::path(report_dir) / "metrics.png").string(), "--report chart");
+      for (size_t i = 1; i <= pairs.size() && i <= static_cast<size_t>(report_examples); ++i)
+        guard.add_output((fs::path(report_dir) / ("pair" + std::to_string(i) + ".png")).string(),
+                         "--report figure");
+      guard.add_output_folder((fs::path(report_dir) / "audio").string(), "--report audio");
+    }
+  } catch (const Error& e) {
+    return usage(e.what());
+  }
+  std::unique_ptr<denoise::Report> report;
+  if (!report_dir.empty()) {
+    try {
+      report = std::make_unique<denoise::Report>(report_dir, report_examples);
+    } catch (const Error& e) {
+      return usage(e.what());
+    }
   }
 
   denoise::ProgressBar bar("evaluate", static_cast<int64_t>(pairs.size()), !quiet);
@@ -264,7 +291,8 @@ int main(int argc, char** argv) {
   bar.finish();
 
   try {
-    if (!json_path.empty()) denoise::write_file_atomically(json_path, ev->report().dump(2) + "\n");
+    if (!json_path.empty())
+      denoise::write_file_atomically(json_path, denoise::dump_json(ev->report(), 2) + "\n");
     if (!csv_path.empty()) denoise::write_file_atomically(csv_path, ev->csv());
     if (report && !ev->files().empty()) {
       report->finish(*ev);
@@ -282,3 +310,5 @@ int main(int argc, char** argv) {
   if (!quiet) print_table(*ev);
   return 0;
 }
+
+int main(int argc, char** argv) { return denoise::run_main("evaluate", run, argc, argv); }

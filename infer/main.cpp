@@ -15,10 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "denoise/atomic_file.h"
 #include "denoise/audio_io.h"
+#include "denoise/cli_range.h"
 #include "denoise/denoiser.h"
 #include "denoise/error.h"
 #include "denoise/file_pipeline.h"
+#include "denoise/main_guard.h"
+#include "denoise/path_guard.h"
 #include "denoise/progress.h"
 #include "plot_denoising.h"
 #ifdef DENOISE_WITH_PORTAUDIO
@@ -65,7 +69,7 @@ fs::path default_output(const fs::path& input) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   CLI::App app{
       "infer: denoise speech recordings (files or folders), or a microphone live (--live).\n"
       "Output keeps the input's rate, channels and sample format unless --rate/--bits say "
@@ -120,31 +124,40 @@ int main(int argc, char** argv) {
               "Noise-only recording to profile (any rate/channels; resampled and mixed as needed)")
           ->check(CLI::ExistingFile);
   auto* o_noise_seconds =
-      noise->add_option("--noise-seconds", opt.noise_seconds,
-                        "Profile the first S seconds of each input [default: gate the whole input "
-                        "(first 600000 samples), subtract 0.5 s]");
+      noise
+          ->add_option("--noise-seconds", opt.noise_seconds,
+                       "Profile the first S seconds of each input [default: gate the whole input "
+                       "(first 600000 samples), subtract 0.5 s]")
+          ->check(denoise::finite_range(0.001, 1e6));
 
   auto& g = opt.method_options.gate;
   auto* gate = app.add_option_group(
       "Spectral gating (gate, gate-nonstationary; defaults of noisereduce 3.0.3)");
   gate->add_option("--prop-decrease", g.prop_decrease, "Proportion of the noise removed, 0..1")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 1));
   gate->add_option("--n-std", g.n_std_thresh_stationary,
                    "gate: threshold = noise mean + N standard deviations (dB), per frequency")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 100));
   gate->add_option("--freq-smooth-hz", g.freq_mask_smooth_hz, "Mask smoothing across frequency, Hz")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 48000));
   gate->add_option("--time-smooth-ms", g.time_mask_smooth_ms, "Mask smoothing across time, ms")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 10000));
   gate->add_option("--time-constant-s", g.time_constant_s,
                    "gate-nonstationary: time constant of the noise floor, s")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0.01, 10));
   gate->add_option("--thresh-n-mult", g.thresh_n_mult_nonstationary,
                    "gate-nonstationary: bins more than N x above the floor pass")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 1000));
   gate->add_option("--sigmoid-slope", g.sigmoid_slope_nonstationary,
                    "gate-nonstationary: slope of the soft mask")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 1000));
   gate->add_flag("--causal", g.causal,
                  "Forward-only smoothing (noise floor and time smoothing use past frames only), as "
                  "live mode runs it");
@@ -153,28 +166,34 @@ int main(int argc, char** argv) {
                        "Zeros added on both sides before the STFT, samples (noisereduce's "
                        "`padding`; shapes the non-stationary noise floor near the ends)")
           ->capture_default_str()
-          ->check(CLI::NonNegativeNumber);
+          ->check(CLI::Range(0, 1 << 22));
   int n_fft = 1024, hop = 256;
   auto* o_n_fft = app.add_option("--n-fft", n_fft,
                                  "FFT size of the classical methods, samples (--live: the even "
                                  "size nearest 20 ms)")
-                      ->capture_default_str();
+                      ->capture_default_str()
+                      ->check(CLI::Range(16, 65536));
   auto* o_hop = app.add_option("--hop", hop,
                                "Hop of the classical methods, samples (--live: a quarter of the "
                                "FFT size)")
-                    ->capture_default_str();
+                    ->capture_default_str()
+                    ->check(CLI::Range(1, 32768));
 
   auto& s = opt.method_options.subtract;
   auto* sub = app.add_option_group("Spectral subtraction (subtract)");
   sub->add_option("--over-subtraction", s.over_subtraction,
                   "Noise power is subtracted this many times")
-      ->capture_default_str();
-  sub->add_option("--floor", s.floor, "Lowest gain, linear (0.05 = -26 dB)")->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0.01, 100));
+  sub->add_option("--floor", s.floor, "Lowest gain, linear (0.05 = -26 dB)")
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 1));
 
   auto* out = app.add_option_group("Output");
   out->add_option("--gain-db", opt.gain_db,
                   "Amplify by this many dB; a peak limiter prevents clipping")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(-100, 60));
   out->add_option("--rate", opt.output_rate_hz,
                   "Output sample rate, Hz [default: the input's]; with --live the device rate "
                   "[default: the input device's default rate]")
@@ -188,7 +207,7 @@ int main(int argc, char** argv) {
       app.add_option("--block-seconds", opt.block_seconds,
                      "Process in blocks of this many seconds [default: 256 hops, or 4x a method's "
                      "context]; the output does not depend on it")
-          ->check(CLI::PositiveNumber);
+          ->check(denoise::finite_range(0.001, 3600));
   app.add_flag("-q,--quiet", quiet, "Print errors only");
 
   // Live microphone mode (live.h).
@@ -221,7 +240,7 @@ int main(int argc, char** argv) {
   live_only.push_back(lg->add_option("--seconds", live_seconds,
                                      "Stop after this many seconds of input [default: until "
                                      "Enter, q or Ctrl-C]")
-                          ->check(CLI::Range(0.01, 1e7)));
+                          ->check(denoise::finite_range(0.01, 1e7)));
   for (auto* o : live_only) o->needs(o_live);
   for (auto* o : {o_inputs, o_output, o_outdir, o_plot, o_noise_clip, o_noise_seconds, o_block,
                   o_n_fft, o_hop, o_padding})
@@ -296,6 +315,15 @@ int main(int argc, char** argv) {
 
 #ifdef DENOISE_WITH_PORTAUDIO
   if (live) {
+    try {
+      denoise::PathGuard guard;
+      guard.add_input(opt.method_options.model_path, "--model");
+      guard.add_output(record_path, "--record");
+      guard.add_output(record_raw_path, "--record-raw");
+    } catch (const Error& e) {
+      std::fprintf(stderr, "infer: error: %s\n", e.what());
+      return 2;
+    }
     denoise::live::LiveOptions lo;
     lo.method = opt.method;
     lo.method_options = opt.method_options;
@@ -312,6 +340,10 @@ int main(int argc, char** argv) {
     return denoise::live::run_live(lo);
   }
 #endif
+
+  // Ctrl-C, kill or a closed terminal: no temporary file is left behind (live mode, above, stops
+  // on Ctrl-C by itself).
+  denoise::remove_temporary_files_on_signals();
 
   // Expand inputs into jobs; a bad input is reported and counted, the rest still run.
   std::vector<Job> jobs;
@@ -373,13 +405,24 @@ int main(int argc, char** argv) {
     }
   }
 
+  // No output may be an input or another output, in any spelling (links included).
+  denoise::PathGuard guard;
+  for (const auto& job : jobs) guard.add_input(job.input.string(), "input");
+  guard.add_input(opt.noise_clip_path, "--noise-clip");
+  guard.add_input(opt.method_options.model_path, "--model");
+  try {
+    guard.add_output(plot_path, "--plot");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "infer: error: %s\n", e.what());
+    return 1;
+  }
+
   int done = 0;
   for (const auto& job : jobs) {
     const std::string in = job.input.string(), dst = job.output.string();
     try {
       std::error_code ec;
-      if (fs::weakly_canonical(job.input, ec) == fs::weakly_canonical(job.output, ec))
-        throw Error(in + ": output path is the input file; refusing to overwrite it");
+      guard.add_output(dst, "output");
       if (!job.output.parent_path().empty() && !fs::exists(job.output.parent_path(), ec)) {
         if (out_dir.empty())
           throw Error(dst + ": output folder " + job.output.parent_path().string() +
@@ -421,3 +464,5 @@ int main(int argc, char** argv) {
   }
   return failures > 0 ? 1 : 0;
 }
+
+int main(int argc, char** argv) { return denoise::run_main("infer", run, argc, argv); }

@@ -21,6 +21,7 @@ packages=(
   python3 python3-numpy python3-soundfile   # the CLI tests check audio and JSON with them
   libgloo-dev         # Gloo's headers, for LibTorch's c10d process groups (train on several processes)
   python3-torch       # PyTorch's launcher (torchrun), with which tests/cli/test_train_dist_cli.sh starts train
+  clang libclang-rt-14-dev   # scripts/fuzz.sh: libFuzzer targets with ASan and UBSan
 )
 # The live-mode test (tests/cli/test_live_cli.sh) needs a sound card; on machines without one it
 # runs a private pulseaudio (which brings libasound2-plugins, ALSA's pulse plugin, through which

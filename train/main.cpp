@@ -20,8 +20,11 @@
 #include <vector>
 
 #include "denoise/checkpoint.h"
+#include "denoise/cli_range.h"
 #include "denoise/error.h"
 #include "denoise/figures.h"
+#include "denoise/main_guard.h"
+#include "denoise/path_guard.h"
 #include "denoise/trainer.h"
 
 namespace {
@@ -85,7 +88,7 @@ void print_breakdown(const denoise::TrainResult& r) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   // A training step allocates and frees the same large tensors every time; glibc would hand
   // each one back to the kernel (mmap/munmap) and page-fault it in zeroed again, a fifth of the
   // step's time in a profile. Keep freed memory in the heap instead.
@@ -113,13 +116,17 @@ int main(int argc, char** argv) {
   app.add_option("-o,--out", opt.out_path, "Model file to write (the best weights)")
       ->capture_default_str();
   auto* o_epochs = app.add_option("--epochs", opt.epochs,
-                                  "Epochs (one epoch = the training speech once) [default: 20]");
-  auto* o_steps = app.add_option("--steps", opt.steps, "Training steps (instead of --epochs)");
+                                  "Epochs (one epoch = the training speech once) [default: 20]")
+                       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  auto* o_steps = app.add_option("--steps", opt.steps, "Training steps (instead of --epochs)")
+                      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   o_epochs->excludes(o_steps);
   app.add_option("--batch", opt.batch_size, "Examples per step")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
-  app.add_option("--lr", opt.learning_rate, "Adam learning rate")->capture_default_str();
+  app.add_option("--lr", opt.learning_rate, "Adam learning rate")
+      ->capture_default_str()
+      ->check(denoise::finite_range(1e-8, 10));
   app.add_option("--device", opt.device, "cpu, or cuda when LibTorch has CUDA")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
@@ -139,10 +146,12 @@ int main(int argc, char** argv) {
                  "only what keeps the weights' shapes (e.g. model.causal)")
       ->check(CLI::ExistingFile);
   app.add_option("--crop-seconds", opt.data.crop_seconds, "Length of training examples, s")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0.05, 600));
   app.add_option("--val-fraction", opt.data.val_fraction,
                  "Share of files held out for validation (split by file, seeded)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(denoise::finite_range(0, 0.99));
   app.add_option("--stop-at", opt.stop_at_step,
                  "End this run at step N with the resume state saved (the learning-rate schedule "
                  "still spans --steps); continue later with --resume")
@@ -151,8 +160,8 @@ int main(int argc, char** argv) {
                  "PESQ of the validation set at each validation (wide-band; about 2 s each)")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
-  app.add_option("--val-every", opt.val_every_steps,
-                 "Validate every N steps [default: each epoch]");
+  app.add_option("--val-every", opt.val_every_steps, "Validate every N steps [default: each epoch]")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   app.add_option("--config", config,
                  "JSON file with sections front_end, model, loss, mix, train (partial is fine); "
                  "flags given on the command line override it")
@@ -221,6 +230,25 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // No output (model, log, curves, resume state: names as the trainer derives them from --out)
+  // may be an input or another output, in any spelling (links included).
+  try {
+    denoise::PathGuard guard;
+    guard.add_input(opt.init_path, "--init");
+    for (const auto& path : values_of(argc, argv, "--config")) guard.add_input(path, "--config");
+    for (const auto& d : opt.data.data_dirs) guard.add_input_folder(d, "--data");
+    for (const auto& d : opt.data.clean_dirs) guard.add_input_folder(d, "--clean");
+    for (const auto& d : opt.data.noise_dirs) guard.add_input_folder(d, "--noise");
+    const std::string base = std::filesystem::path(opt.out_path).replace_extension("").string();
+    guard.add_output(opt.out_path, "--out model");
+    guard.add_output(base + ".log.jsonl", "training log");
+    guard.add_output(base + ".curves.png", "training curves");
+    guard.add_output(base + ".resume.pt", "resume state");
+  } catch (const denoise::Error& e) {
+    std::fprintf(stderr, "train: %s\n", e.what());
+    return 2;
+  }
+
   // Training and validation curves next to the log, redrawn at each validation.
   opt.after_validation = [](const std::string& log_path) {
     const std::string suffix = ".log.jsonl";
@@ -284,3 +312,5 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+int main(int argc, char** argv) { return denoise::run_main("train", run, argc, argv); }

@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <random>
 
 #include "denoise/error.h"
 
@@ -36,12 +36,40 @@ constexpr ExtensionFormat kExtensions[] = {
     {".w64", SF_FORMAT_W64},   {".rf64", SF_FORMAT_RF64}, {".mp3", SF_FORMAT_MPEG},
 };
 
+// libsndfile's reason in words for the user: its public codes get ours; its internal messages
+// ("Internal psf_fseek() failed.", "SF_INFO struct incomplete.", "Unspecified internal error.")
+// say nothing about the file, so they become `generic`; a decoder's own words ("flac decoder
+// lost sync") are kept.
+std::string sndfile_reason(SNDFILE* file, const std::string& generic) {
+  const int code = sf_error(file);
+  switch (code) {
+    case SF_ERR_NO_ERROR:
+      return generic;
+    case SF_ERR_UNRECOGNISED_FORMAT:
+      return "not an audio format this program reads, or a damaged header";
+    case SF_ERR_SYSTEM:
+      return std::string("system error: ") + sf_strerror(file);
+    case SF_ERR_MALFORMED_FILE:
+      return "the header is malformed";
+    case SF_ERR_UNSUPPORTED_ENCODING:
+      return "the sample encoding is not supported";
+    default:
+      break;
+  }
+  std::string text = sf_strerror(file);
+  for (const char* jargon : {"nternal", "struct", "psf_", "karma", "pointer", "Unspecified"})
+    if (text.find(jargon) != std::string::npos) return generic;
+  if (text.rfind("Error : ", 0) == 0) text.erase(0, 8);
+  while (!text.empty() && text.back() == '.') text.pop_back();
+  return generic + ": " + text;
+}
+
 }  // namespace
 
 int sndfile_subtype(const std::string& bits, int major_format) {
   if (bits == "8")
     return major_format == SF_FORMAT_WAV || major_format == SF_FORMAT_RF64 ? SF_FORMAT_PCM_U8
-                                                                            : SF_FORMAT_PCM_S8;
+                                                                           : SF_FORMAT_PCM_S8;
   if (bits == "16") return SF_FORMAT_PCM_16;
   if (bits == "24") return SF_FORMAT_PCM_24;
   if (bits == "32") return SF_FORMAT_PCM_32;
@@ -82,7 +110,8 @@ AudioReader::AudioReader(const std::string& path) : path_(path) {
   SF_INFO sf{};
   SNDFILE* file = sf_open(path.c_str(), SFM_READ, &sf);
   if (!file) {
-    throw Error(path + ": cannot read as audio (" + std::string(sf_strerror(nullptr)) + ")");
+    throw Error(path + ": cannot read as audio (" +
+                sndfile_reason(nullptr, "a damaged or unsupported file") + ")");
   }
   file_ = file;
   info_.frames = sf.frames;
@@ -131,29 +160,54 @@ int64_t AudioReader::read(float* interleaved, int64_t frames) {
   const sf_count_t got = sf_readf_float(as_sndfile(file_), interleaved, want);
   const int err = sf_error(as_sndfile(file_));
   if (got < want || err != SF_ERR_NO_ERROR) {
-    const std::string why =
-        err != SF_ERR_NO_ERROR ? sf_strerror(as_sndfile(file_)) : "unexpected end of data";
+    const std::string why = err != SF_ERR_NO_ERROR
+                                ? sndfile_reason(as_sndfile(file_), "the decoder failed")
+                                : "the data ends early";
     throw Error(path_ + ": truncated or corrupt audio data at sample " +
                 std::to_string(position_ + std::max<int64_t>(got, 0)) + " of " +
                 std::to_string(info_.frames) + " (" + why + ")");
   }
   const int64_t n = got * info_.channels;
   for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(interleaved[i])) {
-      throw Error(path_ + ": contains NaN or infinite samples (first at sample " +
-                  std::to_string(position_ + i / info_.channels) + ")");
-    }
+    if (std::fabs(interleaved[i]) <= kMaxSampleMagnitude) continue;
+    const std::string at = std::to_string(position_ + i / info_.channels);
+    if (!std::isfinite(interleaved[i]))
+      throw Error(path_ + ": contains NaN or infinite samples (first at sample " + at + ")");
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", static_cast<double>(interleaved[i]));
+    throw Error(path_ + ": sample " + at + " is " + value +
+                ", more than 120 dB above full scale (limit 1e6): not audio (a corrupt or "
+                "mis-scaled float file)");
   }
   position_ += got;
   return got;
 }
 
 void AudioReader::seek(int64_t frame) {
-  if (sf_seek(as_sndfile(file_), frame, SEEK_SET) < 0) {
-    throw Error(path_ + ": cannot seek to sample " + std::to_string(frame) + " (" +
-                sf_strerror(as_sndfile(file_)) + ")");
+  // Reads in order need no seek; decoders that cannot seek (a FLAC without usable seek points,
+  // some damaged files) then still read from start to end, as the classical methods do.
+  if (frame == position_) return;
+  if (frame < 0 || frame > info_.frames)
+    throw Error(path_ + ": cannot seek to sample " + std::to_string(frame) + " of " +
+                std::to_string(info_.frames));
+  if (sf_seek(as_sndfile(file_), frame, SEEK_SET) >= 0) {
+    position_ = frame;
+    return;
   }
-  position_ = frame;
+  // The decoder cannot seek there: open the file again and decode up to the frame.
+  sf_close(as_sndfile(file_));
+  SF_INFO sf{};
+  file_ = sf_open(path_.c_str(), SFM_READ, &sf);
+  if (!file_) throw Error(path_ + ": cannot read the file again (it changed or went away)");
+  sf_command(as_sndfile(file_), SFC_SET_NORM_FLOAT, nullptr, SF_TRUE);
+  position_ = 0;
+  std::vector<float> skip(static_cast<size_t>(4096) * info_.channels);
+  while (position_ < frame) {
+    const int64_t n = read(skip.data(), std::min<int64_t>(4096, frame - position_));
+    if (n <= 0)
+      throw Error(path_ + ": truncated or corrupt audio data before sample " +
+                  std::to_string(frame));
+  }
 }
 
 AudioWriter::AudioWriter(const std::string& path, const AudioInfo& format)
@@ -164,9 +218,8 @@ AudioWriter::AudioWriter(const std::string& path, const AudioInfo& format)
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw Error(path + ": output folder " + dir.string() + " does not exist");
-  std::random_device rd;
-  temp_path_ = (dir / ("." + target.filename().string() + ".tmp-" + std::to_string(rd() % 1000000)))
-                   .string();
+  temp_path_ = temporary_path_for(path);
+  registered_ = std::make_unique<ScopedTemporaryFile>(temp_path_);
   SF_INFO sf{};
   sf.samplerate = format.sample_rate_hz;
   sf.channels = format.channels;

@@ -331,6 +331,8 @@ std::vector<std::vector<float>> denoise_channels(const std::vector<std::vector<f
 FileReport denoise_file(const std::string& input, const std::string& output,
                         const PipelineOptions& options,
                         const std::function<void(int64_t, int64_t)>& progress) {
+  if (!std::isfinite(options.gain_db) || options.gain_db < -100 || options.gain_db > 60)
+    throw Error("--gain-db must be a number in [-100, 60] dB");
   std::error_code ec;
   if (fs::exists(output, ec) && fs::equivalent(input, output, ec))
     throw Error(input + ": output " + output + " is the input file; refusing to overwrite it");
@@ -346,6 +348,11 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   const int out_rate = options.output_rate_hz > 0 ? options.output_rate_hz : info.sample_rate_hz;
   if (out_rate < kMinSampleRateHz || out_rate > kMaxSampleRateHz)
     throw Error("--rate " + std::to_string(out_rate) + " Hz is outside 8000-96000 Hz");
+  if (ch > kMaxResampleChannels && (rate != info.sample_rate_hz || out_rate != rate))
+    throw Error(input + ": " + std::to_string(ch) + " channels; converting the sample rate (" +
+                std::to_string(info.sample_rate_hz) + " Hz to " +
+                std::to_string(rate != info.sample_rate_hz ? rate : out_rate) +
+                " Hz) takes at most " + std::to_string(kMaxResampleChannels));
   AudioInfo out_info = info;
   out_info.sample_rate_hz = out_rate;
   out_info.format = output_format(info, output, options.output_bits);
@@ -406,7 +413,15 @@ FileReport denoise_file(const std::string& input, const std::string& output,
   SinkFn sink = [&](const std::vector<std::vector<float>>& block, int64_t count) {
     block_inter.resize(static_cast<size_t>(count) * ch);
     for (int64_t i = 0; i < count; ++i)
-      for (int c = 0; c < ch; ++c) block_inter[i * ch + c] = block[c][i] * gain;
+      for (int c = 0; c < ch; ++c) {
+        const float v = block[c][i] * gain;
+        // Last line of defence: a method must never write NaN or infinity into a file.
+        if (!std::isfinite(v))
+          throw Error(input + ": the " + options.method + " method produced a non-finite sample " +
+                      "(at sample " + std::to_string(consumed + i) + " of " + std::to_string(n) +
+                      " at " + std::to_string(rate) + " Hz); nothing written");
+        block_inter[i * ch + c] = v;
+      }
     consumed += count;
     const float* data = block_inter.data();
     int64_t frames = count;

@@ -22,15 +22,17 @@ std::mutex& fftw_planner_mutex() {
 
 void FrontEndConfig::validate() const {
   auto fail = [](const std::string& why) { throw Error("front end: " + why); };
-  if (n_fft < 16 || n_fft % 2 != 0)
-    fail("n_fft must be even and >= 16, got " + std::to_string(n_fft));
+  if (n_fft < 16 || n_fft > 65536 || n_fft % 2 != 0)
+    fail("n_fft must be even and in 16..65536, got " + std::to_string(n_fft));
   if (hop_length <= 0 || hop_length > n_fft / 2)
     fail("hop_length must be in 1..n_fft/2 (" + std::to_string(n_fft / 2) + "), got " +
          std::to_string(hop_length));
   if (sample_rate_hz < 1000 || sample_rate_hz > 384000)
     fail("sample_rate_hz out of range: " + std::to_string(sample_rate_hz));
-  if (power_exponent <= 0 || power_exponent > 1) fail("power_exponent must be in (0, 1]");
-  if (log_epsilon <= 0 || power_epsilon <= 0) fail("epsilons must be positive");
+  // Written so that NaN fails too.
+  if (!(power_exponent > 0 && power_exponent <= 1)) fail("power_exponent must be in (0, 1]");
+  if (!(log_epsilon > 0 && log_epsilon < 1) || !(power_epsilon > 0 && power_epsilon < 1))
+    fail("epsilons must be in (0, 1)");
 }
 
 bool FrontEndConfig::operator==(const FrontEndConfig& o) const {

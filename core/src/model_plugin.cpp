@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <new>
+#include <string>
 #include <vector>
 
 #include "denoise/denoiser.h"
@@ -111,7 +113,18 @@ void prepare_model_method(MethodOptions& options) {
     throw Error(
         "no model for the unet method: give --model FILE (train one with `train`) or set "
         "DENOISE_MODEL");
-  make_denoiser("unet", options, 16000);  // loads (and caches) the model, checking it
+  // Loads (and caches) the model, checking it. What LibTorch or the allocator throw becomes one
+  // line naming the model file.
+  try {
+    make_denoiser("unet", options, 16000);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Error(options.model_path + ": out of memory while loading the model");
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    throw Error(options.model_path + ": cannot load the model: " + what.substr(0, what.find('\n')));
+  }
 }
 
 }  // namespace denoise

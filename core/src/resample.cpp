@@ -3,6 +3,7 @@
 #include <samplerate.h>
 
 #include <cmath>
+#include <string>
 
 #include "denoise/error.h"
 
@@ -10,8 +11,12 @@ namespace denoise {
 
 Resampler::Resampler(int channels, int from_rate_hz, int to_rate_hz)
     : channels_(channels), ratio_(static_cast<double>(to_rate_hz) / from_rate_hz) {
-  if (channels < 1 || from_rate_hz <= 0 || to_rate_hz <= 0)
-    throw Error("resampler: invalid channels or rates");
+  if (channels < 1 || channels > kMaxResampleChannels)
+    throw Error("sample-rate conversion takes 1 to " + std::to_string(kMaxResampleChannels) +
+                " channels, not " + std::to_string(channels));
+  if (from_rate_hz <= 0 || to_rate_hz <= 0)
+    throw Error("sample-rate conversion: invalid rates " + std::to_string(from_rate_hz) + " -> " +
+                std::to_string(to_rate_hz) + " Hz");
   int err = 0;
   state_ = src_new(SRC_SINC_BEST_QUALITY, channels, &err);
   if (!state_) throw Error(std::string("resampler: ") + src_strerror(err));

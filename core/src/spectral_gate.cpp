@@ -44,9 +44,22 @@ void smoothing_widths(const GateOptions& o, int sample_rate_hz, int& bins, int& 
 }
 
 void check_common(const GateOptions& o) {
-  if (o.prop_decrease < 0 || o.prop_decrease > 1)
-    throw Error("gate: --prop-decrease must be in [0, 1]");
-  if (o.padding_samples < 0) throw Error("gate: padding must be >= 0");
+  // Written so that NaN fails too (every comparison with NaN is false).
+  auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
+  if (!in(o.prop_decrease, 0, 1)) throw Error("gate: --prop-decrease must be in [0, 1]");
+  if (o.padding_samples < 0 || o.padding_samples > (1 << 22))
+    throw Error("gate: --padding must be in [0, 4194304] samples");
+  if (!in(o.n_std_thresh_stationary, 0, 100)) throw Error("gate: --n-std must be in [0, 100]");
+  if (!in(o.freq_mask_smooth_hz, 0, 48000))
+    throw Error("gate: --freq-smooth-hz must be in [0, 48000]");
+  if (!in(o.time_mask_smooth_ms, 0, 10000))
+    throw Error("gate: --time-smooth-ms must be in [0, 10000]");
+  if (!in(o.time_constant_s, 0.01, 10))
+    throw Error("gate-nonstationary: --time-constant-s must be in [0.01, 10]");
+  if (!in(o.thresh_n_mult_nonstationary, 0, 1000))
+    throw Error("gate-nonstationary: --thresh-n-mult must be in [0, 1000]");
+  if (!in(o.sigmoid_slope_nonstationary, 0, 1000))
+    throw Error("gate-nonstationary: --sigmoid-slope must be in [0, 1000]");
 }
 
 }  // namespace

@@ -15,9 +15,13 @@ SpectralSubtraction::SpectralSubtraction(const SubtractOptions& options, int sam
   config_.window = WindowType::kHann;
   config_.center = true;
   config_.validate();
-  if (options_.over_subtraction <= 0) throw Error("subtract: --over-subtraction must be > 0");
-  if (options_.floor < 0 || options_.floor > 1) throw Error("subtract: --floor must be in [0, 1]");
-  if (options_.noise_seconds <= 0) throw Error("subtract: --noise-seconds must be > 0");
+  // Written so that NaN fails too (every comparison with NaN is false).
+  if (!(options_.over_subtraction >= 0.01 && options_.over_subtraction <= 100))
+    throw Error("subtract: --over-subtraction must be in [0.01, 100]");
+  if (!(options_.floor >= 0 && options_.floor <= 1))
+    throw Error("subtract: --floor must be in [0, 1]");
+  if (!(options_.noise_seconds > 0 && options_.noise_seconds <= 1e6))
+    throw Error("subtract: --noise-seconds must be in (0, 1e6]");
 }
 
 void SpectralSubtraction::set_noise(const std::vector<float>& noise) {

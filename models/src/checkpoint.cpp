@@ -17,6 +17,7 @@
 
 #include "denoise/error.h"
 #include "denoise/json_strict.h"
+#include "denoise/json_text.h"
 
 namespace fs = std::filesystem;
 
@@ -26,6 +27,10 @@ namespace {
 constexpr char kMagic[8] = {'D', 'N', 'Z', 'M', 'O', 'D', 'E', 'L'};
 // magic + version + metadata length + payload length + hash
 constexpr size_t kFixedBytes = 8 + 4 + 8 + 8 + 8;
+// Sanity limits of the length fields, far above any model this project writes (metadata of a
+// few kB, tensors of a few MB): checked before any arithmetic or allocation.
+constexpr uint64_t kMaxMetadataBytes = uint64_t{16} << 20;
+constexpr uint64_t kMaxPayloadBytes = uint64_t{1} << 30;
 
 uint64_t fnv1a(const uint8_t* data, size_t n, uint64_t h = 1469598103934665603ull) {
   for (size_t i = 0; i < n; ++i) {
@@ -124,16 +129,27 @@ Parsed parse(const std::string& path) {
   if (b.size() < kFixedBytes)
     throw Error(path + ": truncated model file (" + std::to_string(b.size()) + " bytes)");
   p.version = get<uint32_t>(b, 8);
+  // A length field beyond what this format ever holds is damage, not a cut: say "corrupt"
+  // (and never add it to an offset, which could wrap around). Within the limits, a file shorter
+  // than its header declares was cut short.
   const uint64_t meta_len = get<uint64_t>(b, 12);
+  if (meta_len > kMaxMetadataBytes)
+    throw Error(path + ": corrupt model file (its metadata length field says " +
+                std::to_string(meta_len) + " bytes; at most " +
+                std::to_string(kMaxMetadataBytes) + ")");
   if (meta_len > b.size() - kFixedBytes)
-    throw Error(path + ": truncated model file (metadata of " + std::to_string(meta_len) +
-                " bytes, file of " + std::to_string(b.size()) + ")");
+    throw Error(path + ": truncated model file (" + std::to_string(b.size()) +
+                " bytes, its metadata alone declares " + std::to_string(meta_len) + ")");
   p.payload_offset = 20 + meta_len + 8;
   p.payload_length = get<uint64_t>(b, 20 + meta_len);
+  if (p.payload_length > kMaxPayloadBytes)
+    throw Error(path + ": corrupt model file (its tensor data length field says " +
+                std::to_string(p.payload_length) + " bytes; at most " +
+                std::to_string(kMaxPayloadBytes) + ")");
   const uint64_t expected = p.payload_offset + p.payload_length + 8;
-  if (p.payload_length > b.size() || b.size() < expected)
-    throw Error(path + ": truncated model file (" + std::to_string(b.size()) + " of " +
-                std::to_string(expected) + " bytes)");
+  if (b.size() < expected)
+    throw Error(path + ": truncated model file (" + std::to_string(b.size()) + " of the " +
+                std::to_string(expected) + " bytes its header declares)");
   if (b.size() > expected)
     throw Error(path + ": corrupt model file (" + std::to_string(b.size() - expected) +
                 " unexpected bytes at the end)");
@@ -224,7 +240,7 @@ void save_checkpoint(const std::string& path, UNet& net, ModelMetadata metadata)
     payload.insert(payload.end(), p, p + t.nbytes());
   }
   meta["tensors"] = table;
-  const std::string text = meta.dump(1);
+  const std::string text = dump_json(meta, 1);  // file names may not be UTF-8
   std::vector<uint8_t> bytes(kMagic, kMagic + 8);
   put<uint32_t>(bytes, kCheckpointFormatVersion);
   put<uint64_t>(bytes, text.size());
@@ -260,8 +276,18 @@ std::shared_ptr<Model> load_checkpoint(const std::string& path) {
       const std::string name = entry.at("name").get<std::string>();
       const std::string dtype = entry.at("dtype").get<std::string>();
       const auto shape = entry.at("shape").get<std::vector<int64_t>>();
-      int64_t count = 1;
-      for (int64_t d : shape) count *= d;
+      if (dtype != "float32" && dtype != "int64")
+        throw Error(path + ": incompatible model: tensor '" + name + "' has unknown type '" +
+                    dtype + "'");
+      // Each factor is checked against the payload's size first, so the product cannot wrap.
+      uint64_t count = 1;
+      for (int64_t d : shape) {
+        if (d < 0 || static_cast<uint64_t>(d) > kMaxPayloadBytes ||
+            (d > 0 && count > kMaxPayloadBytes / static_cast<uint64_t>(d)))
+          throw Error(path + ": corrupt model: tensor '" + name + "' has an impossible shape " +
+                      c10::str(c10::IntArrayRef(shape)));
+        count *= static_cast<uint64_t>(d);
+      }
       const size_t size = static_cast<size_t>(count) * (dtype == "int64" ? 8 : 4);
       stored[name] = entry;
       offsets[name] = offset;

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "denoise/error.h"
+#include "denoise/json_text.h"
 #include "denoise/pesq.h"
 #include "denoise/progress.h"
 #include "denoise/resample.h"
@@ -175,15 +176,14 @@ nlohmann::json architecture_json(const TrainOptions& o) {
 // What the validation set is drawn from: a resumed run whose validation data differ (a new stage
 // with other mixing) cannot compare its losses with the stored best.
 std::string validation_data_key(const TrainOptions& o) {
-  return nlohmann::json{{"mix", o.data.mix},
-                        {"val_fraction", o.data.val_fraction},
-                        {"val_crop_seconds", o.data.val_crop_seconds},
-                        {"max_val_examples", o.data.max_val_examples},
-                        {"seed", o.data.seed},
-                        {"data_dirs", o.data.data_dirs},
-                        {"clean_dirs", o.data.clean_dirs},
-                        {"noise_dirs", o.data.noise_dirs}}
-      .dump();
+  return dump_json(nlohmann::json{{"mix", o.data.mix},
+                                  {"val_fraction", o.data.val_fraction},
+                                  {"val_crop_seconds", o.data.val_crop_seconds},
+                                  {"max_val_examples", o.data.max_val_examples},
+                                  {"seed", o.data.seed},
+                                  {"data_dirs", o.data.data_dirs},
+                                  {"clean_dirs", o.data.clean_dirs},
+                                  {"noise_dirs", o.data.noise_dirs}});
 }
 
 void save_state(const std::string& path, UNet& net, torch::optim::Adam& optimizer, int64_t step,
@@ -554,7 +554,7 @@ TrainResult train(const TrainOptions& options_in,
     line["elapsed_s"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     line["best"] = is_best;
-    log << line.dump() << "\n";
+    log << dump_json(line) << "\n";
     log.flush();
     if (hook_ok && options.after_validation) {
       try {

@@ -2,7 +2,7 @@
 //
 // Reading: any format libsndfile decodes (WAV, FLAC, OGG/Vorbis, Opus, AIFF, CAF, MP3, ...), any
 // channel count, 8-96 kHz. Integer formats are scaled to [-1, 1); float files are passed as stored.
-// NaN/Inf samples are reported as errors when read.
+// NaN/Inf samples and samples beyond kMaxSampleMagnitude are reported as errors when read.
 //
 // Writing: AudioWriter writes into a hidden temporary file in the destination folder and renames it
 // over the final name only in commit(); a writer destroyed without commit() removes its temporary
@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "denoise/atomic_file.h"
 
 namespace denoise {
 
@@ -26,13 +28,19 @@ struct AudioInfo {
 // "WAV 16-bit PCM" and the like, for messages.
 std::string describe_format(int sf_format);
 
+// Largest sample magnitude accepted on input (120 dB above full scale). Float files may hold
+// values above 1 (some tools store integer-scaled floats, up to 32768), but a larger value is
+// not a recording: squared in a spectrum it overflows single precision, so the methods would
+// give NaN or silence. Such a file is refused with the sample's position.
+inline constexpr float kMaxSampleMagnitude = 1e6f;
+
 // Lowest and highest sample rates accepted on input.
 inline constexpr int kMinSampleRateHz = 8000;
 inline constexpr int kMaxSampleRateHz = 96000;
 
 class AudioReader {
  public:
-  // Opens and validates `path` (exists, is audio, has samples, rate within 8-96 kHz).
+  // Opens and validates `path` (exists, is audio, has samples, rate within 8-96 kHz). Errors name the file and say what is wrong in this project's words.
   explicit AudioReader(const std::string& path);
   ~AudioReader();
   AudioReader(const AudioReader&) = delete;
@@ -44,6 +52,8 @@ class AudioReader {
   // Reads up to `frames` frames (interleaved, channels() floats each) from the current position.
   // Returns the number of frames read: fewer only at the end of the file.
   int64_t read(float* interleaved, int64_t frames);
+  // Moves to `frame` (0..frames). A no-op at the current position; where the decoder cannot
+  // seek, the file is decoded again from its start up to `frame`.
   void seek(int64_t frame);
 
  private:
@@ -68,6 +78,7 @@ class AudioWriter {
  private:
   std::string path_;
   std::string temp_path_;
+  std::unique_ptr<ScopedTemporaryFile> registered_;  // removed on a fatal signal
   AudioInfo info_;
   void* file_ = nullptr;  // SNDFILE*
   bool committed_ = false;

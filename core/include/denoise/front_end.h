@@ -47,8 +47,8 @@ struct FrontEndConfig {
   double power_epsilon = 1e-10;
 
   int n_bins() const { return n_fft / 2 + 1; }
-  // Throws denoise::Error when a field is out of range (n_fft even and >= 16, 0 < hop <= n_fft,
-  // window overlap-add invertible, rate within 8-96 kHz).
+  // Throws denoise::Error when a field is out of range (n_fft even and in 16..65536, 0 < hop <=
+  // n_fft, window overlap-add invertible, rate within 8-96 kHz).
   void validate() const;
   bool operator==(const FrontEndConfig& other) const;
   bool operator!=(const FrontEndConfig& other) const { return !(*this == other); }

@@ -6,9 +6,13 @@
 
 namespace denoise {
 
+// Most channels one converter takes (libsamplerate's limit).
+inline constexpr int kMaxResampleChannels = 128;
+
 // Streaming converter for one or more interleaved channels; keeps filter state between calls.
 class Resampler {
  public:
+  // Throws denoise::Error for channels outside 1..kMaxResampleChannels or rates <= 0.
   Resampler(int channels, int from_rate_hz, int to_rate_hz);
   ~Resampler();
   Resampler(const Resampler&) = delete;
