@@ -62,6 +62,16 @@ ModelMetadata small_metadata() {
   return m;
 }
 
+// The cheaper layout: ERB band compression and dual-path recurrent blocks.
+ModelMetadata small_recurrent_metadata() {
+  ModelMetadata m = small_metadata();
+  m.model.linear_bins = 24;
+  m.model.erb_bands = 12;
+  m.model.dual_path_blocks = 2;
+  m.model.bottleneck_dilations = {1};
+  return m;
+}
+
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -130,6 +140,15 @@ TEST(UNet, OptionsJsonRoundTripIsStrict) {
   nlohmann::json missing = j;
   missing.erase("causal");
   EXPECT_THROW(missing.get<UNetOptions>(), Error);
+  // Files from before band compression and dual-path blocks lack those keys: off.
+  UNetOptions banded = o;
+  banded.linear_bins = 20;
+  banded.erb_bands = 10;
+  banded.dual_path_blocks = 1;
+  nlohmann::json old = banded;
+  EXPECT_EQ(old.get<UNetOptions>(), banded);
+  for (const char* key : {"linear_bins", "erb_bands", "dual_path_blocks"}) old.erase(key);
+  EXPECT_EQ(old.get<UNetOptions>(), o);
   UNetOptions bad;
   bad.kernel_freq = 4;
   EXPECT_THROW(bad.validate(), Error);
@@ -137,6 +156,39 @@ TEST(UNet, OptionsJsonRoundTripIsStrict) {
   bad.causal = false;
   bad.lookahead_frames = 1;
   EXPECT_THROW(bad.validate(), Error);
+  bad = UNetOptions{};
+  bad.dual_path_blocks = 1;
+  bad.lookahead_frames = 1;
+  EXPECT_THROW(bad.validate(), Error);
+  bad = UNetOptions{};
+  bad.linear_bins = 10;  // without erb_bands
+  EXPECT_THROW(bad.validate(), Error);
+  // More bands than bins to fill them: refused when the network is built.
+  UNetOptions crowded;
+  crowded.linear_bins = 150;
+  crowded.erb_bands = 11;
+  crowded.channels = {4, 8};
+  EXPECT_NO_THROW(UNet(crowded, 161));
+  crowded.linear_bins = 8;
+  crowded.erb_bands = 160;
+  EXPECT_THROW(UNet(crowded, 161), Error);
+}
+
+// The band matrices: low bins pass through, every pooled row is an average (sums to 1), every
+// bin's spread row sums to 1 (its gain a convex mix), and bands widen with frequency.
+TEST(UNet, BandMatricesPoolAndSpreadOnTheErbScale) {
+  const auto [pool, spread] = band_matrices(48, 24, 161, 8000.0);
+  ASSERT_EQ(pool.sizes(), torch::IntArrayRef({72, 161}));
+  ASSERT_EQ(spread.sizes(), torch::IntArrayRef({161, 72}));
+  EXPECT_TRUE(torch::allclose(pool.narrow(0, 0, 48).narrow(1, 0, 48), torch::eye(48)));
+  EXPECT_TRUE(torch::allclose(pool.sum(1), torch::ones({72})));
+  EXPECT_TRUE(torch::allclose(spread.sum(1), torch::ones({161})));
+  EXPECT_GE(pool.min().item<float>(), 0.f);
+  const torch::Tensor width = (pool.narrow(0, 48, 24) > 0).sum(1);  // bins per band
+  EXPECT_LT(width[1].item<int64_t>(), width[22].item<int64_t>());
+  // A flat gain stays flat; features of one level stay that level.
+  EXPECT_TRUE(torch::allclose(torch::matmul(spread, torch::full({72}, 0.3)), torch::full({161}, 0.3)));
+  EXPECT_TRUE(torch::allclose(torch::matmul(pool, torch::full({161}, 2.0)), torch::full({72}, 2.0)));
 }
 
 TEST(UNet, OutputShapeAndMaskBoundsForOddAndEvenBinCounts) {
@@ -185,24 +237,39 @@ TEST(UNet, ReceptiveFieldMatchesOptions) {
   }
 }
 
-// A causal model fed a signal in pieces (carrying UNetState) gives what it gives fed whole.
+// A causal model fed a signal in pieces (carrying UNetState) gives what it gives fed whole, with
+// and without band compression and dual-path blocks.
 TEST(UNet, StreamingInPiecesEqualsWhole) {
-  UNetOptions o;
-  o.channels = {4, 8, 8};
-  o.bottleneck_dilations = {1, 2, 4};
-  UNet net = random_unet(o, 65, 3);
-  torch::NoGradGuard no_grad;
-  const torch::Tensor x = torch::rand({1, 1, 65, 50});
-  const torch::Tensor whole = net->forward(x);
-  for (int piece : {1, 7}) {
-    UNetState state;
-    std::vector<torch::Tensor> parts;
-    for (int64_t t = 0; t < 50; t += piece)
-      parts.push_back(net->forward(x.narrow(3, t, std::min<int64_t>(piece, 50 - t)), &state));
-    const torch::Tensor streamed = torch::cat(parts, 3);
-    EXPECT_LT((streamed - whole).abs().max().item<float>(), 1e-5f) << "piece " << piece;
-    state.reset();
-    EXPECT_TRUE(state.caches.empty());
+  for (bool recurrent : {false, true}) {
+    UNetOptions o;
+    o.channels = {4, 8, 8};
+    o.bottleneck_dilations = {1, 2, 4};
+    if (recurrent) o.linear_bins = 20, o.erb_bands = 10, o.dual_path_blocks = 2;
+    UNet net = random_unet(o, 65, 3);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor x = torch::rand({1, 1, 65, 50});
+    const torch::Tensor whole = net->forward(x);
+    ASSERT_EQ(whole.sizes(), x.sizes());
+    for (int piece : {1, 7}) {
+      UNetState state;
+      std::vector<torch::Tensor> parts;
+      for (int64_t t = 0; t < 50; t += piece)
+        parts.push_back(net->forward(x.narrow(3, t, std::min<int64_t>(piece, 50 - t)), &state));
+      const torch::Tensor streamed = torch::cat(parts, 3);
+      EXPECT_LT((streamed - whole).abs().max().item<float>(), 1e-5f)
+          << "piece " << piece << " recurrent " << recurrent;
+      EXPECT_EQ(state.hidden.size(), recurrent ? 2u : 0u);
+      state.reset();
+      EXPECT_TRUE(state.caches.empty());
+      EXPECT_TRUE(state.hidden.empty());
+    }
+    // Causal: a change at frame 30 leaves frames before it alone and reaches the last frame
+    // (the time GRU's unbounded past).
+    torch::Tensor y = x.clone();
+    y.select(3, 30).add_(0.5);
+    const torch::Tensor changed = (net->forward(x) - net->forward(y)).abs().amax({0, 1, 2}).gt(0);
+    EXPECT_FALSE(changed.narrow(0, 0, 30).any().item<bool>()) << "recurrent " << recurrent;
+    EXPECT_EQ(changed[49].item<bool>(), recurrent);
   }
 }
 
@@ -352,8 +419,9 @@ TEST(Checkpoint, RejectsEveryUnusableFileWithItsReason) {
 // The unet method
 
 namespace {
-std::string save_random_model(const TempDir& dir, const std::string& name, bool causal) {
-  ModelMetadata meta = small_metadata();
+std::string save_random_model(const TempDir& dir, const std::string& name, bool causal,
+                              bool recurrent = false) {
+  ModelMetadata meta = recurrent ? small_recurrent_metadata() : small_metadata();
   meta.model.causal = causal;
   UNet net = random_unet(meta.model, meta.front_end.n_bins(), 5);
   const std::string path = dir / name;
@@ -396,12 +464,17 @@ TEST(UNetMethod, InferenceFeaturesEqualTrainingFeatures) {
 TEST(UNetMethod, BlockOutputEqualsWholeSignal) {
   TempDir dir;
   register_unet_method();
-  for (bool causal : {true, false}) {
+  struct Case {
+    bool causal, recurrent;
+  };
+  for (const Case c : {Case{true, false}, Case{false, false}, Case{true, true}}) {
+    const bool causal = c.causal;
     for (int rate : {16000, 22050}) {
       PipelineOptions whole;
       whole.method = "unet";
-      whole.method_options.model_path =
-          save_random_model(dir, "m" + std::to_string(causal) + ".dnz", causal);
+      whole.method_options.model_path = save_random_model(
+          dir, "m" + std::to_string(causal) + std::to_string(c.recurrent) + ".dnz", causal,
+          c.recurrent);
       PipelineOptions blocks = whole;
       blocks.block_samples = 1000;  // at the model rate: many blocks of ~6 frames
       const std::vector<std::vector<float>> in = {noisy_speech(3 * rate, rate)};
@@ -409,7 +482,8 @@ TEST(UNetMethod, BlockOutputEqualsWholeSignal) {
       const auto b = denoise_channels(in, rate, blocks);
       ASSERT_EQ(a[0].size(), in[0].size());
       ASSERT_EQ(b[0].size(), in[0].size());
-      EXPECT_LT(test::max_abs_diff(a[0], b[0]), 1e-4) << "causal " << causal << " rate " << rate;
+      EXPECT_LT(test::max_abs_diff(a[0], b[0]), 1e-4)
+          << "causal " << causal << " recurrent " << c.recurrent << " rate " << rate;
     }
   }
 }
@@ -420,10 +494,10 @@ TEST(UNetMethod, BlockOutputEqualsWholeSignal) {
 TEST(UNetMethod, StreamEngineEqualsOfflineCausalPath) {
   TempDir dir;
   register_unet_method();
-  for (int lookahead : {0, 2}) {
-    ModelMetadata meta = small_metadata();
+  for (int lookahead : {0, 2, -1}) {  // -1: the recurrent layout (no look-ahead)
+    ModelMetadata meta = lookahead < 0 ? small_recurrent_metadata() : small_metadata();
     meta.model.causal = true;
-    meta.model.lookahead_frames = lookahead;
+    meta.model.lookahead_frames = std::max(0, lookahead);
     const std::string path = dir / ("la" + std::to_string(lookahead) + ".dnz");
     UNet net = random_unet(meta.model, meta.front_end.n_bins(), 7);
     save_checkpoint(path, net, meta);
@@ -432,7 +506,7 @@ TEST(UNetMethod, StreamEngineEqualsOfflineCausalPath) {
     const int rate = meta.front_end.sample_rate_hz;
     auto engine = make_stream_engine("unet", mo, rate);
     const int hop = engine->hop();
-    EXPECT_EQ(engine->latency_samples(), meta.front_end.n_fft + lookahead * hop);
+    EXPECT_EQ(engine->latency_samples(), meta.front_end.n_fft + std::max(0, lookahead) * hop);
 
     const std::vector<float> x = noisy_speech(2 * rate, rate);
     PipelineOptions po;
@@ -467,7 +541,8 @@ TEST(UNetMethod, StreamEngineEqualsOfflineCausalPath) {
 }
 
 // The file path (streamed decoding, streaming resampler to the model rate and back) gives what
-// the in-memory path (one-shot resampling) gives.
+// the in-memory path (one-shot resampling) gives; the model is a recurrent one, whose state
+// follows the blocks.
 TEST(UNetMethod, FileOutputEqualsInMemoryOutput) {
   for (const int rate : {16000, 22050}) {
     TempDir dir;
@@ -478,7 +553,7 @@ TEST(UNetMethod, FileOutputEqualsInMemoryOutput) {
     write_audio(dir / "in.wav", a);
     PipelineOptions o;
     o.method = "unet";
-    o.method_options.model_path = save_random_model(dir, "m.dnz", true);
+    o.method_options.model_path = save_random_model(dir, "m.dnz", true, true);
     o.block_seconds = 0.3;
     denoise_file(dir / "in.wav", dir / "out.wav", o);
     const Audio out = read_audio(dir / "out.wav");

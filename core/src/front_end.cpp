@@ -181,8 +181,9 @@ std::vector<float> FrontEnd::synthesize(const Spectrogram& spec, int64_t n_sampl
 
 void FrontEnd::analyze_range(const float* padded, int64_t first_frame, int64_t count,
                              Spectrogram& out) {
-  (void)first_frame;  // positions are relative to `padded`, which starts at first_frame*hop
+  // Positions are relative to `padded`, which starts at first_frame * hop.
   out.resize(count, n_bins());
+  out.first_frame = first_frame;
   for (int64_t k = 0; k < count; ++k) analyze_frame(padded + k * config_.hop_length, out.frame(k));
 }
 

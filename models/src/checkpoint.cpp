@@ -215,7 +215,7 @@ void from_json(const nlohmann::json& j, ModelMetadata& m) {
 
 UNet make_unet(const ModelMetadata& metadata) {
   metadata.front_end.validate();
-  return UNet(metadata.model, metadata.front_end.n_bins());
+  return UNet(metadata.model, metadata.front_end.n_bins(), metadata.front_end.sample_rate_hz);
 }
 
 void save_checkpoint(const std::string& path, UNet& net, ModelMetadata metadata) {

@@ -425,7 +425,7 @@ TrainResult train(const TrainOptions& options_in,
 
   torch::manual_seed(options.data.seed);
   const TensorFrontEnd fe(options.front_end);
-  UNet net(options.model, options.front_end.n_bins());
+  UNet net(options.model, options.front_end.n_bins(), options.front_end.sample_rate_hz);
   net->to(device);
   torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(options.learning_rate));
   int64_t step = 0;
@@ -588,7 +588,7 @@ TrainResult train(const TrainOptions& options_in,
     meta.validation = to_json_result(v);
     meta.validation["step"] = step;
     meta.validation["examples"] = val_count;
-    UNet cpu_copy(options.model, options.front_end.n_bins());
+    UNet cpu_copy(options.model, options.front_end.n_bins(), options.front_end.sample_rate_hz);
     {
       torch::NoGradGuard no_grad;
       auto src = net->named_parameters();

@@ -1,7 +1,9 @@
 #include "denoise/unet.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
+#include <tuple>
 
 #include "denoise/error.h"
 #include "denoise/json_strict.h"
@@ -28,6 +30,60 @@ void UNetOptions::validate() const {
     fail("lookahead_frames applies to causal models only (a non-causal model sees the future)");
   if (!(mask_max > 0 && mask_max <= 4))
     fail("mask_max must be in (0, 4], got " + std::to_string(mask_max));
+  if (erb_bands < 0 || erb_bands > 256)
+    fail("erb_bands must be 0-256, got " + std::to_string(erb_bands));
+  if (linear_bins < 0 || linear_bins > 4096)
+    fail("linear_bins must be 0-4096, got " + std::to_string(linear_bins));
+  if (erb_bands == 0 && linear_bins != 0)
+    fail("linear_bins applies with erb_bands > 0 (band compression) only");
+  if (dual_path_blocks < 0 || dual_path_blocks > 8)
+    fail("dual_path_blocks must be 0-8, got " + std::to_string(dual_path_blocks));
+  if (dual_path_blocks > 0 && !causal)
+    fail("dual-path blocks are causal (a forward GRU over time): set causal");
+  if (dual_path_blocks > 0 && lookahead_frames != 0)
+    fail("dual-path blocks do not take a look-ahead yet (lookahead_frames must be 0)");
+  if (dual_path_blocks > 0 && channels.back() % 2 != 0)
+    fail("dual-path blocks need an even last channel width (two GRU directions), got " +
+         std::to_string(channels.back()));
+}
+
+namespace {
+double erb_number(double hz) { return 21.4 * std::log10(1.0 + 0.00437 * hz); }
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> band_matrices(int linear_bins, int erb_bands, int n_bins,
+                                                      double nyquist_hz) {
+  if (linear_bins + erb_bands > n_bins || linear_bins < 1)
+    throw Error("U-Net: band compression needs 1 <= linear_bins and linear_bins + erb_bands <= " +
+                std::to_string(n_bins) + " bins, got " + std::to_string(linear_bins) + " + " +
+                std::to_string(erb_bands));
+  const int f_out = linear_bins + erb_bands;
+  torch::Tensor spread = torch::zeros({n_bins, f_out});
+  auto s = spread.accessor<float, 2>();
+  for (int k = 0; k < linear_bins; ++k) s[k][k] = 1.f;
+  // Band centres equally spaced in ERB number from the first pooled bin to the Nyquist bin;
+  // between two centres a bin's weight goes linearly from one to the other (a partition of one).
+  auto erb_of_bin = [&](int k) { return erb_number(nyquist_hz * k / (n_bins - 1)); };
+  const double lo = erb_of_bin(linear_bins), hi = erb_of_bin(n_bins - 1);
+  for (int k = linear_bins; k < n_bins; ++k) {
+    if (erb_bands == 1) {
+      s[k][linear_bins] = 1.f;
+      continue;
+    }
+    const double pos = (erb_of_bin(k) - lo) / (hi - lo) * (erb_bands - 1);
+    const int j = std::min(erb_bands - 2, static_cast<int>(std::floor(pos)));
+    const double w = pos - j;
+    s[k][linear_bins + j] = static_cast<float>(1.0 - w);
+    s[k][linear_bins + j + 1] = static_cast<float>(w);
+  }
+  const torch::Tensor mass = spread.sum(0);  // [f_out]
+  for (int j = 0; j < erb_bands; ++j)
+    if (mass[linear_bins + j].item<float>() <= 1e-3f)
+      throw Error("U-Net: " + std::to_string(erb_bands) + " ERB bands above bin " +
+                  std::to_string(linear_bins) + " of " + std::to_string(n_bins) +
+                  " leave band " + std::to_string(j + 1) + " without a bin; use fewer bands");
+  const torch::Tensor pool = (spread / mass.unsqueeze(0)).t().contiguous();
+  return {pool, spread};
 }
 
 namespace {
@@ -103,7 +159,9 @@ bool UNetOptions::operator==(const UNetOptions& o) const {
   return channels == o.channels && kernel_freq == o.kernel_freq && kernel_time == o.kernel_time &&
          bottleneck_kernel_time == o.bottleneck_kernel_time &&
          bottleneck_dilations == o.bottleneck_dilations && causal == o.causal &&
-         lookahead_frames == o.lookahead_frames && mask_max == o.mask_max;
+         lookahead_frames == o.lookahead_frames && mask_max == o.mask_max &&
+         linear_bins == o.linear_bins && erb_bands == o.erb_bands &&
+         dual_path_blocks == o.dual_path_blocks;
 }
 
 void to_json(nlohmann::json& j, const UNetOptions& o) {
@@ -114,12 +172,21 @@ void to_json(nlohmann::json& j, const UNetOptions& o) {
                      {"bottleneck_dilations", o.bottleneck_dilations},
                      {"causal", o.causal},
                      {"lookahead_frames", o.lookahead_frames},
-                     {"mask_max", o.mask_max}};
+                     {"mask_max", o.mask_max},
+                     {"linear_bins", o.linear_bins},
+                     {"erb_bands", o.erb_bands},
+                     {"dual_path_blocks", o.dual_path_blocks}};
 }
 
 void from_json(const nlohmann::json& j, UNetOptions& o) {
-  require_same_keys(j, UNetOptions{}, "U-Net options");
+  // Files written before band compression and dual-path blocks lack their keys: 0 (off).
+  nlohmann::json known = UNetOptions{};
+  if (j.is_object())
+    for (const char* key : {"linear_bins", "erb_bands", "dual_path_blocks"})
+      if (!j.contains(key)) known.erase(key);
+  require_same_keys(j, known, "U-Net options");
   try {
+    o = UNetOptions{};
     j.at("channels").get_to(o.channels);
     j.at("kernel_freq").get_to(o.kernel_freq);
     j.at("kernel_time").get_to(o.kernel_time);
@@ -128,26 +195,37 @@ void from_json(const nlohmann::json& j, UNetOptions& o) {
     j.at("causal").get_to(o.causal);
     j.at("lookahead_frames").get_to(o.lookahead_frames);
     j.at("mask_max").get_to(o.mask_max);
+    if (j.contains("linear_bins")) j.at("linear_bins").get_to(o.linear_bins);
+    if (j.contains("erb_bands")) j.at("erb_bands").get_to(o.erb_bands);
+    if (j.contains("dual_path_blocks")) j.at("dual_path_blocks").get_to(o.dual_path_blocks);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("U-Net options: ") + e.what());
   }
 }
 
-UNetImpl::UNetImpl(const UNetOptions& options, int n_bins) : options_(options), n_bins_(n_bins) {
+UNetImpl::UNetImpl(const UNetOptions& options, int n_bins, int sample_rate_hz)
+    : options_(options), n_bins_(n_bins) {
   options_.validate();
   if (n_bins < 9)
     throw Error("U-Net: need at least 9 frequency bins, got " + std::to_string(n_bins));
   namespace nn = torch::nn;
   const int kf = options_.kernel_freq, pf = kf / 2;
   const int levels = static_cast<int>(options_.channels.size());
-  sizes_.push_back(n_bins);
+  if (options_.erb_bands > 0) {
+    auto [pool, spread] =
+        band_matrices(options_.linear_bins, options_.erb_bands, n_bins, sample_rate_hz / 2.0);
+    band_pool_ = register_buffer("band_pool", pool);
+    band_spread_ = register_buffer("band_spread", spread);
+  }
+  const int f_net = options_.erb_bands > 0 ? options_.linear_bins + options_.erb_bands : n_bins;
+  sizes_.push_back(f_net);
   for (int l = 0; l < levels; ++l) {
     // Conv over frequency with stride 2 and padding kf/2: s -> (s - 1) / 2 + 1.
     sizes_.push_back((sizes_.back() - 1) / 2 + 1);
   }
   if (sizes_.back() < 2)
     throw Error("U-Net: " + std::to_string(levels) + " levels leave fewer than 2 of " +
-                std::to_string(n_bins) + " bins; use fewer channels entries");
+                std::to_string(f_net) + " bins; use fewer channels entries");
 
   input_norm_ = register_module("input_norm", nn::BatchNorm2d(1));
   int in = 1;
@@ -170,6 +248,20 @@ UNetImpl::UNetImpl(const UNetOptions& options, int n_bins) : options_(options), 
         nn::Conv2d(
             nn::Conv2dOptions(deep, deep, {1, options_.bottleneck_kernel_time}).dilation({1, d}))));
     bott_norm_.push_back(register_module("bott" + id + "_norm", nn::BatchNorm2d(deep)));
+  }
+  for (int i = 0; i < options_.dual_path_blocks; ++i) {
+    const std::string id = "dp" + std::to_string(i + 1);
+    freq_gru_.push_back(register_module(
+        id + "_freq_gru",
+        nn::GRU(nn::GRUOptions(deep, deep / 2).batch_first(true).bidirectional(true))));
+    freq_fc_.push_back(register_module(id + "_freq_fc", nn::Linear(deep, deep)));
+    freq_norm_.push_back(register_module(
+        id + "_freq_norm", nn::LayerNorm(nn::LayerNormOptions({static_cast<int64_t>(deep)}))));
+    time_gru_.push_back(
+        register_module(id + "_time_gru", nn::GRU(nn::GRUOptions(deep, deep).batch_first(true))));
+    time_fc_.push_back(register_module(id + "_time_fc", nn::Linear(deep, deep)));
+    time_norm_.push_back(register_module(
+        id + "_time_norm", nn::LayerNorm(nn::LayerNormOptions({static_cast<int64_t>(deep)}))));
   }
   // Decoder level l maps level l's bins back to level l-1's; output_padding makes the size exact
   // for even sizes (the transposed convolution alone gives 2s - 1).
@@ -218,7 +310,11 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& features, UNetState* state)
   TORCH_CHECK(!state || options_.causal, "U-Net: streaming needs a causal model");
   const bool causal = options_.causal;
   size_t cache_index = 0;
-  const torch::Tensor x = input_norm_->forward(features);
+  const torch::Tensor pooled =
+      band_pool_.defined()
+          ? torch::matmul(band_pool_, features.squeeze(1)).unsqueeze(1)  // [B, 1, F', T]
+          : features;
+  const torch::Tensor x = input_norm_->forward(pooled);
   std::vector<torch::Tensor> skips;
   torch::Tensor h = x;
   const int kt = options_.kernel_time;
@@ -234,6 +330,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& features, UNetState* state)
         pad_time(h, pad_past(kb, d, causal), pad_future(kb, d, causal), state, cache_index);
     h = h + torch::elu(bott_norm_[i]->forward(bott_[i]->forward(r)));
   }
+  for (size_t i = 0; i < freq_gru_.size(); ++i) h = dual_path(i, h, state);
   for (size_t i = 0; i < dec_.size(); ++i) {
     const torch::Tensor& skip = skips[skips.size() - 1 - i];
     h = torch::elu(dec_norm_[i]->forward(
@@ -247,7 +344,30 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& features, UNetState* state)
       torch::matmul(w.narrow(1, 0, c).unsqueeze(0), h.reshape({b, c, f * t})).view({b, 1, f, t}) +
       w.narrow(1, c, 1).view({1, 1, 1, 1}) * x + head_->bias.view({1, 1, 1, 1});
   torch::Tensor m = torch::sigmoid(y);
-  return options_.mask_max == 1.0 ? m : m * options_.mask_max;
+  if (options_.mask_max != 1.0) m = m * options_.mask_max;
+  // Back to every bin: each bin's gain a convex mix of its bands' gains.
+  if (band_spread_.defined()) m = torch::matmul(band_spread_, m.squeeze(1)).unsqueeze(1);
+  return m;
+}
+
+torch::Tensor UNetImpl::dual_path(size_t i, const torch::Tensor& h, UNetState* state) {
+  const int64_t b = h.size(0), c = h.size(1), f = h.size(2), t = h.size(3);
+  // Across frequency, within each frame: [B*T, F, C].
+  torch::Tensor z = h.permute({0, 3, 2, 1}).reshape({b * t, f, c});
+  torch::Tensor y = std::get<0>(freq_gru_[i]->forward(z));
+  z = z + freq_norm_[i]->forward(freq_fc_[i]->forward(y));
+  // Along time, at each frequency position: [B*F, T, C], the hidden state carried by `state`.
+  z = z.view({b, t, f, c}).permute({0, 2, 1, 3}).reshape({b * f, t, c});
+  torch::Tensor h0;
+  if (state) {
+    if (state->hidden.size() <= i) state->hidden.resize(i + 1);
+    h0 = state->hidden[i];
+  }
+  if (!h0.defined()) h0 = torch::zeros({1, b * f, c}, z.options());
+  auto [out, h_n] = time_gru_[i]->forward(z, h0);
+  if (state) state->hidden[i] = h_n;
+  z = z + time_norm_[i]->forward(time_fc_[i]->forward(out));
+  return z.view({b, f, t, c}).permute({0, 3, 1, 2});  // [B, C, F, T]
 }
 
 torch::Tensor UNetImpl::mask(const torch::Tensor& features) {

@@ -30,9 +30,36 @@ torch::Tensor UNetDenoiser::features(const Spectrogram& noisy) const {
   return tensor_front_end_.features(spec).unsqueeze(1);
 }
 
+void UNetDenoiser::begin_signal() {
+  state_.reset();
+  kept_ = torch::Tensor();
+  kept_first_ = next_frame_ = 0;
+}
+
+torch::Tensor UNetDenoiser::recurrent_mask(const Spectrogram& noisy) {
+  const int64_t k0 = noisy.first_frame, k1 = k0 + noisy.n_frames;
+  if (k0 == 0 || k0 < kept_first_ || k0 > next_frame_) {
+    begin_signal();
+    kept_first_ = next_frame_ = k0;
+  }
+  if (k1 <= next_frame_) return kept_.narrow(3, k0 - kept_first_, k1 - k0);
+  const torch::Tensor f = features(noisy);
+  torch::Tensor fresh = model_->net->forward(f.narrow(3, next_frame_ - k0, k1 - next_frame_), &state_);
+  torch::Tensor m =
+      next_frame_ > k0
+          ? torch::cat({kept_.narrow(3, k0 - kept_first_, next_frame_ - k0), fresh}, 3)
+          : fresh;
+  kept_ = m;
+  kept_first_ = k0;
+  next_frame_ = k1;
+  return m;
+}
+
 void UNetDenoiser::gains(const Spectrogram& noisy, std::vector<float>& gain) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor mask = model_->net->mask(features(noisy));  // [1, 1, bins, frames]
+  const torch::Tensor mask = model_->metadata.model.recurrent()
+                                 ? recurrent_mask(noisy)
+                                 : model_->net->mask(features(noisy));  // [1, 1, bins, frames]
   const torch::Tensor frame_major = mask[0][0].t().contiguous();
   gain.resize(noisy.bins.size());
   std::memcpy(gain.data(), frame_major.data_ptr<float>(), gain.size() * sizeof(float));

@@ -222,17 +222,23 @@ d.deactivate(h); d.cleanup(h)
 L = int(ctl[3][0])
 assert np.all(np.isfinite(y)), "NaN or Inf in the output"
 assert np.abs(y).max() <= 1.05 * np.abs(x).max() + 1e-3, "output peak %.3f" % np.abs(y).max()
-# The last two thirds against the gate's own output (after the fall-back, which comes early).
+# The last two thirds (after the fall-back, which comes early, and its 10 ms crossfade): every
+# output sample is the gate's own output or, where a 0.33 ms deadline passed all the same (a busy
+# machine), the dry input at the same latency; nothing else. Most of it must be the gate's.
 a, b = len(x) // 3, len(x) - L - 960
-s, e = ref[a:b] - ref[a:b].mean(), y[a + L:b + L] - y[a + L:b + L].mean()
-t = np.dot(e, s) / np.dot(s, s) * s
-sdr = 10 * np.log10(np.dot(t, t) / np.dot(e - t, e - t))
-print("%.1f dB" % sdr)
-sys.exit(0 if sdr >= 25 else 1)
+got, gate, dry = y[a + L:b + L], ref[a:b], x[a:b].astype(np.float64)
+tol = 1e-4
+is_gate = np.abs(got - gate) <= tol
+is_dry = np.abs(got - dry) <= tol
+other = ~(is_gate | is_dry)
+print("%.1f %% the gate's, %.1f %% dry, %d other samples (worst %.2g)" %
+      (100 * is_gate.mean(), 100 * (is_dry & ~is_gate).mean(), other.sum(),
+       np.abs(got - gate)[other].max() if other.any() else 0))
+sys.exit(0 if not other.any() and is_gate.mean() >= 0.9 else 1)
 PY
 then
   if grep -q "cannot keep up.*switched to gate-nonstationary" degrade.err; then
-    ok "$name (SI-SDR against the gate $(cat degrade.out); $(grep -m1 -o 'cannot keep up.*' degrade.err))"
+    ok "$name ($(cat degrade.out); $(grep -m1 -o 'cannot keep up.*' degrade.err))"
   else
     fail "$name" "no fall-back message: $(tr '\n' '|' <degrade.err)"
   fi

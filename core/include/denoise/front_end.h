@@ -66,10 +66,14 @@ inline float power(std::complex<float> x) { return x.real() * x.real() + x.imag(
 struct Spectrogram {
   int n_bins = 0;
   int64_t n_frames = 0;
+  // The signal's frame that frame 0 here is (FrontEnd::analyze_range's first_frame; 0 for a
+  // whole signal): methods with memory across blocks (a recurrent model) follow the signal by it.
+  int64_t first_frame = 0;
   std::vector<std::complex<float>> bins;
 
   // Contents are unspecified after a resize (callers overwrite every bin); memory is reused.
   void resize(int64_t frames, int bins_per_frame) {
+    first_frame = 0;
     n_frames = frames;
     n_bins = bins_per_frame;
     bins.resize(static_cast<size_t>(frames) * static_cast<size_t>(bins_per_frame));

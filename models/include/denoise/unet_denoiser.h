@@ -23,6 +23,7 @@ class UNetDenoiser : public Denoiser {
   const FrontEndConfig& front_end() const override { return model_->metadata.front_end; }
   // The network's receptive field (past or look-ahead, whichever is longer).
   int context_frames() const override;
+  void begin_signal() override;
   void gains(const Spectrogram& noisy, std::vector<float>& gain) override;
   // Causal models stream (live mode); nullptr for a non-causal one.
   std::unique_ptr<FrameGains> make_frame_gains() const override;
@@ -32,8 +33,17 @@ class UNetDenoiser : public Denoiser {
   const Model& model() const { return *model_; }
 
  private:
+  // A recurrent model (dual-path blocks) follows the signal through the blocks of a pass: frames
+  // computed for the previous block are taken from there, new ones continue the stream state, so
+  // blocks give what the whole signal gives. A block starting at frame 0 or out of order starts
+  // a new stream.
+  torch::Tensor recurrent_mask(const Spectrogram& noisy);
+
   std::shared_ptr<Model> model_;
   TensorFrontEnd tensor_front_end_;
+  UNetState state_;
+  torch::Tensor kept_;  // masks of frames [kept_first_, next_frame_)
+  int64_t kept_first_ = 0, next_frame_ = 0;
 };
 
 // Loads a model once per path per process (later calls share it). Throws denoise::Error.
