@@ -1,0 +1,18 @@
+# Sourced by the training scripts (not run): the training data of the next model, from
+# $shared (= ../shared/data unless SHARED_DIR says otherwise). Every speech folder but arctic,
+# every noise folder; held out of training: speech/arctic and the loose noise file at the top of
+# noise/ (noise_freesound_573577.wav), mixed into the held-out check, and pairs/ (the
+# development check). Sets: speech=(...), noise=(...), heldout_noise_dir (a temporary folder
+# holding only the held-out noise file; removed at exit).
+speech=()
+for d in allison asterisk_fr asterisk_it asterisk_ru librispeech_train ljspeech vctk \
+         commonvoice_hsb precise_community; do
+  speech+=("$shared/speech/$d")
+done
+noise=()
+for d in blanket drunkentoast ambientengine speech_commands noisekun ibm_max_audio; do
+  noise+=("$shared/noise/$d")
+done
+heldout_noise_dir="$(mktemp -d)"
+trap 'rm -rf "$heldout_noise_dir"' EXIT
+ln -s "$shared/noise/noise_freesound_573577.wav" "$heldout_noise_dir/"
