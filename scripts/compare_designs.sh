@@ -50,12 +50,16 @@ for r in "$@"; do
 import json, sys
 r, out = sys.argv[1], sys.argv[2]
 def means(name):
-    m = json.load(open(f"{out}/{r}.{name}.json"))["means"]["unet"]
+    m = json.load(open(f"{out}/{r}.{name}.json"))["mean"]["unet"]
     return m
 d, h = means("dev"), means("heldout")
 log = [json.loads(l) for l in open(f"{out}/{r}.log.jsonl")]
-params = log[-1].get("parameters", "?")
-fmt = lambda m: f"{m['pesq']:.2f} / {m['stoi']:.3f} / {m['si_sdr_db']:.2f}"
+import re
+params = "?"
+for line in open(f"{out}/{r}.train.txt"):
+    g = re.match(r"model: (\d+) trainable parameters", line)
+    if g: params = g.group(1)
+fmt = lambda m: f"{m['pesq_wb']:.2f} / {m['stoi']:.3f} / {m['si_sdr_db']:.2f}"
 print(f"| {r} | {params} | {log[-1]['step']} | {fmt(d)} | {fmt(h)} | {h['rtf']:.4f} |")
 EOF
 done

@@ -2,8 +2,8 @@
 # $shared (= ../shared/data unless SHARED_DIR says otherwise). Every speech folder but arctic,
 # every noise folder; held out of training: speech/arctic and the loose noise file at the top of
 # noise/ (noise_freesound_573577.wav), mixed into the held-out check, and pairs/ (the
-# development check). Sets: speech=(...), noise=(...), heldout_noise_dir (a temporary folder
-# holding only the held-out noise file; removed at exit).
+# development check). Sets: speech=(...), noise=(...), work_dir (a temporary folder, removed at
+# exit) and heldout_noise_dir (in it, holding only the held-out noise file).
 speech=()
 for d in allison asterisk_fr asterisk_it asterisk_ru librispeech_train ljspeech vctk \
          commonvoice_hsb precise_community; do
@@ -13,6 +13,8 @@ noise=()
 for d in blanket drunkentoast ambientengine speech_commands noisekun ibm_max_audio; do
   noise+=("$shared/noise/$d")
 done
-heldout_noise_dir="$(mktemp -d)"
-trap 'rm -rf "$heldout_noise_dir"' EXIT
+work_dir="$(mktemp -d)"
+trap 'rm -rf "$work_dir"' EXIT
+heldout_noise_dir="$work_dir/noise"
+mkdir "$heldout_noise_dir"
 ln -s "$shared/noise/noise_freesound_573577.wav" "$heldout_noise_dir/"

@@ -503,6 +503,10 @@ TrainResult train(const TrainOptions& options_in,
   message(format("data: %.0f s of training speech, %.0f validation examples of %.1f s",
                  summary.train_seconds, static_cast<double>(data.validation().size()),
                  data_options.val_crop_seconds));
+  int64_t n_parameters = 0;
+  for (const auto& p : net->parameters()) n_parameters += p.numel();
+  message(format("model: %.0f trainable parameters (%.0f KiB as float32)",
+                 static_cast<double>(n_parameters), 4.0 * static_cast<double>(n_parameters) / 1024));
 
   const int64_t crop = data.crop_samples();
   // Of all ranks: an epoch takes fewer steps in a larger job.

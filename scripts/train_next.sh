@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Trains the next default model (issue 15) in sessions: one recipe of models/recipes/, 30 000
+# steps of 16 x 2 s (960 000 s of audio examples, 10 x the shipped model's), on every speech and
+# noise folder of ../shared/data but the held-out ones (scripts/training_data.sh), mixed on the fly
+# with rooms, band-limiting, rumble and babble.
+#
+#   scripts/train_next.sh                 start, or continue from models/next/next.resume.pt
+#   STOP_AT=12000 scripts/train_next.sh   end this sitting at step 12000 (resume state saved)
+#   Ctrl-C (or SIGTERM)                   ends after the current step, resume state saved
+#   RANKS=2 (default: two one-thread processes, c10d on localhost; RANKS=1: one process of
+#   THREADS=2 threads) DEVICE=cpu|cuda RECIPE=banded_gru SHARED_DIR=../shared BUILD_DIR=build
+#
+# Files in models/next/ (committed whenever a sitting ends, so that the next one continues):
+#   next.dnz          best model so far (by validation loss)     next.log.jsonl  validations
+#   next.resume.pt    weights, optimizer and step of the latest    next.curves.png
+#   STAGE             the recipe and the step reached
+# When the schedule is complete the model is scored on the development pairs and the held-out
+# mixtures (next.dev.json, next.heldout.json) as train_default.sh scores the shipped one.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+recipe="${RECIPE:-banded_gru}"
+out="${OUT_DIR:-models/next}"
+shared="${SHARED_DIR:-$repo/../shared}/data"
+device="${DEVICE:-cpu}"
+threads="${THREADS:-2}"
+build="${BUILD_DIR:-build}"
+ranks="${RANKS:-2}"
+port="${MASTER_PORT:-29517}"
+[[ "$ranks" =~ ^(1|2|4|8|16)$ ]] || { echo "train_next: RANKS must be 1, 2, 4, 8 or 16 (got '$ranks')" >&2; exit 2; }
+[ -d "$shared/speech" ] && [ -d "$shared/noise" ] || { echo "train_next: $shared not found (set SHARED_DIR)" >&2; exit 1; }
+[ -f "models/recipes/$recipe.json" ] || { echo "train_next: no recipe models/recipes/$recipe.json" >&2; exit 2; }
+
+scripts/install-deps.sh
+if [ ! -x "$build/bin/train" ] || [ ! -x "$build/bin/evaluate" ] || [ ! -x "$build/bin/make_mixtures" ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target train evaluate make_mixtures infer
+fi
+mkdir -p "$out"
+source scripts/training_data.sh
+
+resume=()
+[ -f "$out/next.resume.pt" ] && resume=(--resume)
+stop=()
+[ -n "${STOP_AT:-}" ] && stop=(--stop-at "$STOP_AT")
+cmd=("$build/bin/train" --clean "${speech[@]}" --noise "${noise[@]}" --seed 1 --device "$device"
+     --config "models/recipes/$recipe.json" -o "$out/next.dnz" "${resume[@]}" "${stop[@]}")
+status=0
+if [ "$ranks" -le 1 ]; then
+  nice "${cmd[@]}" --threads "$threads" || status=$?
+else
+  # A data-parallel job on this machine (c10d, Gloo on localhost): RANKS processes of one
+  # thread each, batch 16 / RANKS per process, so that a step still trains on 16 examples.
+  # Two one-thread processes train about 1.4 x faster than one two-thread process here.
+  per_rank=$((16 / ranks))
+  pids=()
+  for ((r = ranks - 1; r >= 0; r--)); do
+    log=/dev/stdout
+    [ "$r" -gt 0 ] && log="$work_dir/rank$r.txt"
+    MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" WORLD_SIZE="$ranks" RANK="$r" LOCAL_RANK="$r" \
+      nice "${cmd[@]}" --threads 1 --batch "$per_rank" > "$log" 2>&1 &
+    pids+=($!)
+  done
+  trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait; rm -rf "$work_dir"' INT TERM
+  for p in "${pids[@]}"; do wait "$p" || status=$?; done
+  [ "$status" -eq 0 ] || tail -n 5 "$work_dir"/rank*.txt >&2
+fi
+last="$(tail -n 1 "$out/next.log.jsonl" | sed -n 's/.*"step":\([0-9]*\).*/\1/p')"
+total="$(sed -n 's/.*"steps": *\([0-9]*\).*/\1/p' "models/recipes/$recipe.json" | head -n 1)"
+printf 'recipe %s\nlast validation at step %s of %s\nupdated %s\n' "$recipe" "$last" "$total" \
+  "$(date -u +%Y-%m-%dT%H:%MZ)" > "$out/STAGE"
+[ "$status" -eq 0 ] || exit "$status"
+[ "$last" = "$total" ] || { echo "train_next: stopped at step $last of $total; run again to continue"; exit 0; }
+
+"$build/bin/make_mixtures" --clean "$shared/speech/arctic" --noise "$heldout_noise_dir" \
+  -o "$work_dir/heldout" --count 40 --seconds 4 --snr-min 0 --snr-max 15 --seed 1 >/dev/null
+methods=noisy,subtract,gate,gate-nonstationary,unet,oracle
+"$build/bin/evaluate" --data "$shared/pairs/valentini_train_sample" --methods "$methods" \
+  --model "$out/next.dnz" --threads 1 --json "$out/next.dev.json"
+"$build/bin/evaluate" --data "$work_dir/heldout" --methods "$methods" \
+  --model "$out/next.dnz" --threads 1 --json "$out/next.heldout.json"
