@@ -34,35 +34,6 @@ def peer_bar(path, which):
            for k, v in BAR[which].items()}
     out["met"] = all(v["met"] for v in out.values())
     return out
-# Issue 15's bar, set by today's small public denoisers (GTCRN, DeepFilterNet3, RNNoise): means of
-# the model's output, PESQ-WB / SI-SDR dB / STOI, each at least this.
-BAR = {"dev": {"pesq_wb": 1.60, "si_sdr_db": 9.6, "stoi": 0.834},
-       "held": {"pesq_wb": 2.45, "si_sdr_db": 12.3, "stoi": 0.957}}
-def peer_bar(path, which):
-    m = json.load(open(path))["mean"].get("unet")
-    if m is None:
-        return None
-    out = {k: {"model": m.get(k), "bar": v, "met": m.get(k) is not None and m[k] >= v}
-           for k, v in BAR[which].items()}
-    out["met"] = all(v["met"] for v in out.values())
-    return out
-def bar(path):
-    """The shipped model's bar: its SI-SDR improvement over the noisy input at least 3 dB above
-    the best classical method's, and its STOI not below the noisy input's."""
-    m = json.load(open(path))["mean"]
-    classical = [k for k in ("subtract", "gate", "gate-nonstationary") if k in m]
-    if "unet" not in m or "noisy" not in m or not classical:
-        return None
-    best = max(classical, key=lambda k: m[k]["si_sdr_db"])
-    margin = m["unet"]["si_sdr_db"] - m[best]["si_sdr_db"]
-    out = {"unet_si_sdri_db": m["unet"]["si_sdr_db"] - m["noisy"]["si_sdr_db"],
-           "best_classical": best,
-           "best_classical_si_sdri_db": m[best]["si_sdr_db"] - m["noisy"]["si_sdr_db"],
-           "margin_db": margin, "stoi_change": m["unet"]["stoi"] - m["noisy"]["stoi"],
-           "met": margin >= 3 and m["unet"]["stoi"] >= m["noisy"]["stoi"]}
-    if "oracle" in m:
-        out["oracle_si_sdri_db"] = m["oracle"]["si_sdr_db"] - m["noisy"]["si_sdr_db"]
-    return out
 out = {
     "model": os.path.basename(model),
     "bytes": os.path.getsize(model),
