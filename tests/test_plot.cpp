@@ -249,6 +249,41 @@ TEST(PlotHeatmap, NonFiniteValuesAreDrawnAsTheMinimum) {
   EXPECT_LT(luminance(image->at(a.x_at(0.5), a.y_at(0.5))), 0.1);
 }
 
+// A curve that rises to the right (a validation score, say) keeps its latest values in view: the
+// legend moves to a corner the lines leave free, here the upper left.
+TEST(PlotCharts, LegendLeavesTheLatestValuesInView) {
+  TempDir dir;
+  plot::Figure fig;
+  fig.title = "legend";
+  fig.width = 600;
+  fig.panel_height = 260;
+  plot::LinePanel lines;
+  lines.title = "rising";
+  lines.x_label = "Step";
+  lines.y_label = "dB";
+  lines.series.push_back({"validation", {0, 2, 4, 6, 8, 10}, {0, 2, 4, 6, 8, 10}});
+  fig.panels.push_back(lines);
+  const std::string path = dir.file("legend.png");
+  ASSERT_NO_THROW(plot::write_png(fig, path));
+  const auto image = read_png(path);
+  ASSERT_TRUE(image);
+  const auto saturation = [](const plot::Rgb& c) {
+    return std::max({c.r, c.g, c.b}) - std::min({c.r, c.g, c.b});
+  };
+  const auto most_saturated = [&](int x0, int x1, int y0, int y1) {
+    double best = 0;
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x) best = std::max(best, saturation(image->at(x, y)));
+    return best;
+  };
+  const int left = kLeft, right = 600 - kRight, top = kTitleBand + kTop;
+  // The last point (x 2 % and y 5 % of the span inside the plot's top-right corner) is drawn in
+  // the series' blue (saturation 0.56), not washed out under the legend's white fill (0.08).
+  EXPECT_GT(most_saturated(right - 20, right - 2, top + 2, top + 24), 0.4);
+  // The legend, with its blue swatch, is in the upper left, where the line never goes.
+  EXPECT_GT(most_saturated(left + 10, left + 36, top + 8, top + 30), 0.4);
+}
+
 TEST(PlotCharts, LineAndBarPanelsSideBySide) {
   TempDir dir;
   plot::Figure fig;

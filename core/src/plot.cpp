@@ -14,6 +14,7 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "denoise/atomic_file.h"
@@ -478,7 +479,11 @@ void draw_heatmap(cairo_t* cr, const Rect& cell, const HeatmapPanel& p) {
 
 // ---- Line chart ----
 
-void draw_legend(cairo_t* cr, const Rect& plot, const std::vector<Series>& series) {
+// The legend goes in the corner of the plot where it hides the fewest of `points` (the series'
+// pixels), trying upper right, upper left, lower right, lower left in that order: a curve that
+// rises or falls to the right keeps its latest values in view.
+void draw_legend(cairo_t* cr, const Rect& plot, const std::vector<Series>& series,
+                 const std::vector<std::pair<double, double>>& points) {
   struct Entry {
     std::string label;
     Rgb colour;
@@ -497,9 +502,20 @@ void draw_legend(cairo_t* cr, const Rect& plot, const std::vector<Series>& serie
   }
   if (entries.empty()) return;
 
-  const Rect box{plot.right() - 8 - (kPad + kSwatch + kPad + text_w + kPad), plot.y + 8,
-                 kPad + kSwatch + kPad + text_w + kPad,
-                 2 * kPad + kRow * static_cast<double>(entries.size())};
+  const double box_w = kPad + kSwatch + kPad + text_w + kPad;
+  const double box_h = 2 * kPad + kRow * static_cast<double>(entries.size());
+  const double left = plot.x + 8, right = plot.right() - 8 - box_w;
+  const double top = plot.y + 8, bottom = plot.bottom() - 8 - box_h;
+  const std::pair<double, double> corners[] = {{right, top}, {left, top}, {right, bottom},
+                                               {left, bottom}};
+  Rect box{right, top, box_w, box_h};
+  size_t fewest = std::numeric_limits<size_t>::max();
+  for (const auto& [x, y] : corners) {
+    size_t hidden = 0;
+    for (const auto& [px, py] : points)
+      hidden += px >= x - 3 && px <= x + box_w + 3 && py >= y - 3 && py <= y + box_h + 3;
+    if (hidden < fewest) fewest = hidden, box = {x, y, box_w, box_h};
+  }
   cairo_rectangle(cr, box.x, box.y, box.w, box.h);
   cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
   cairo_fill_preserve(cr);
@@ -541,6 +557,7 @@ void draw_line_panel(cairo_t* cr, const Rect& cell, const LinePanel& p) {
   cairo_set_line_width(cr, 1.8);
   cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
   cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
+  std::vector<std::pair<double, double>> drawn;  // pixels the lines pass, for the legend
   for (size_t k = 0; k < p.series.size(); ++k) {
     const Series& s = p.series[k];
     set_colour(cr, kPalette[k % kPaletteSize]);
@@ -563,11 +580,20 @@ void draw_line_panel(cairo_t* cr, const Rect& cell, const LinePanel& p) {
         end_run();
         continue;
       }
-      last_x = xs(s.x[i]), last_y = ys(s.y[i]);
-      if (run == 0)
-        cairo_move_to(cr, last_x, last_y);
-      else
-        cairo_line_to(cr, last_x, last_y);
+      const double x = xs(s.x[i]), y = ys(s.y[i]);
+      if (run == 0) {
+        cairo_move_to(cr, x, y);
+        drawn.emplace_back(x, y);
+      } else {
+        cairo_line_to(cr, x, y);
+        // Points every few pixels along the segment, so that a long one counts where it runs.
+        const int pieces = std::min(10000, 1 + static_cast<int>(std::hypot(x - last_x, y - last_y) / 4));
+        for (int j = 1; j <= pieces; ++j) {
+          const double f = static_cast<double>(j) / pieces;
+          drawn.emplace_back(last_x + f * (x - last_x), last_y + f * (y - last_y));
+        }
+      }
+      last_x = x, last_y = y;
       ++run;
     }
     end_run();
@@ -581,7 +607,7 @@ void draw_line_panel(cairo_t* cr, const Rect& cell, const LinePanel& p) {
   draw_x_label(cr, plot, p.x_label);
   draw_y_label(cr, cell, plot, p.y_label);
   draw_panel_title(cr, plot, p.title);
-  draw_legend(cr, plot, p.series);
+  draw_legend(cr, plot, p.series, drawn);
 }
 
 // ---- Bar chart ----
