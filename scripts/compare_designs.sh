@@ -24,7 +24,8 @@ for r in "$@"; do
   [ -f "models/recipes/$r.json" ] || { echo "compare_designs: no recipe models/recipes/$r.json" >&2; exit 2; }
 done
 mkdir -p "$out"
-source scripts/training_data.sh  # speech=(...) noise=(...) heldout_noise_dir
+source scripts/training_data.sh  # speech_folders, noise=(...), heldout_noise_dir
+speech_folders 1
 
 pids=()
 for r in "$@"; do
