@@ -48,19 +48,15 @@ for r in "$@"; do
   "$build/bin/evaluate" --data "$out/heldout" --methods unet \
     --model "$out/$r.dnz" --threads 1 -q --json "$out/$r.heldout.json"
   /usr/bin/env python3 - "$r" "$out" <<'EOF'
-import json, sys
+import json, re, sys
 r, out = sys.argv[1], sys.argv[2]
-def means(name):
-    m = json.load(open(f"{out}/{r}.{name}.json"))["mean"]["unet"]
-    return m
-d, h = means("dev"), means("heldout")
-log = [json.loads(l) for l in open(f"{out}/{r}.log.jsonl")]
-import re
+d, h = (json.load(open(f"{out}/{r}.{name}.json"))["mean"]["unet"] for name in ("dev", "heldout"))
+last_step = json.loads(open(f"{out}/{r}.log.jsonl").readlines()[-1])["step"]
 params = "?"
 for line in open(f"{out}/{r}.train.txt"):
     g = re.match(r"model: (\d+) trainable parameters", line)
     if g: params = g.group(1)
 fmt = lambda m: f"{m['pesq_wb']:.2f} / {m['stoi']:.3f} / {m['si_sdr_db']:.2f}"
-print(f"| {r} | {params} | {log[-1]['step']} | {fmt(d)} | {fmt(h)} | {h['rtf']:.4f} |")
+print(f"| {r} | {params} | {last_step} | {fmt(d)} | {fmt(h)} | {h['rtf']:.4f} |")
 EOF
 done

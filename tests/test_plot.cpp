@@ -32,6 +32,9 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 double luminance(const plot::Rgb& c) { return 0.2126 * c.r + 0.7152 * c.g + 0.0722 * c.b; }
+double saturation(const plot::Rgb& c) {
+  return std::max({c.r, c.g, c.b}) - std::min({c.r, c.g, c.b});
+}
 
 // A fresh directory, removed with everything in it at the end of the test.
 class TempDir {
@@ -267,9 +270,6 @@ TEST(PlotCharts, LegendLeavesTheLatestValuesInView) {
   ASSERT_NO_THROW(plot::write_png(fig, path));
   const auto image = read_png(path);
   ASSERT_TRUE(image);
-  const auto saturation = [](const plot::Rgb& c) {
-    return std::max({c.r, c.g, c.b}) - std::min({c.r, c.g, c.b});
-  };
   const auto most_saturated = [&](int x0, int x1, int y0, int y1) {
     double best = 0;
     for (int y = y0; y < y1; ++y)
@@ -317,9 +317,6 @@ TEST(PlotCharts, LineAndBarPanelsSideBySide) {
   ASSERT_EQ(image->width, 900);
   ASSERT_EQ(image->height, kTitleBand + 260);
 
-  const auto saturation = [](const plot::Rgb& c) {
-    return std::max({c.r, c.g, c.b}) - std::min({c.r, c.g, c.b});
-  };
   // The flat series sits on the middle of the y axis (finite points span 1.5 to 2.5): its most
   // coloured pixel in the column at x = 0.5, clear of the other series, is there.
   {
