@@ -5,8 +5,8 @@
 # development check). Defines speech_folders; sets noise=(...), work_dir (a temporary folder, removed at
 # exit) and heldout_noise_dir (in it, holding only the held-out noise file).
 # speech_folders STAGE sets speech=(...): data stage 1 (the first 13411 steps of train_next.sh,
-# and compare_designs.sh) includes precise_community, stage 2 leaves it out (train_next.sh says
-# why).
+# and compare_designs.sh) includes precise_community, stages 2 and 3 leave it out (train_next.sh
+# says why).
 speech_folders() {
   local d list=(allison asterisk_fr asterisk_it asterisk_ru librispeech_train ljspeech vctk
                 commonvoice_hsb)

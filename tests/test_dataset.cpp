@@ -604,6 +604,48 @@ double tone_share(const std::vector<float>& x, double hz, int rate) {
   return 2 * (c * c + s * s) / static_cast<double>(x.size()) / total;
 }
 
+TEST(DatasetSample, TonesSitOnTheNoiseAndKeepTheSnr) {
+  TempDir tmp;
+  DataOptions o = speech_options(tmp / "speech");
+  write_wav(tmp / "noise" / "white.wav", test::white_noise(48000, 0.1, 5), 16000);
+  o.noise_dirs = {(tmp / "noise").string()};
+  o.val_fraction = 0;
+  o.mix.generated_noise_share = 0;
+  o.mix.snr_min_db = o.mix.snr_max_db = 3;
+  o.mix.reverb_share = o.mix.bandlimit_share = o.mix.rumble_share = o.mix.babble_share = 0;
+  o.mix.tone_min_hz = o.mix.tone_max_hz = 100;
+  o.mix.tone_min_db = o.mix.tone_max_db = 0;
+  // Power at the fundamental over the mean power of 20 bins between the lines (60-95 Hz), in
+  // dB, of the added noise.
+  auto line_db = [](const Example& ex) {
+    std::vector<float> noise(ex.noisy.size());
+    for (size_t k = 0; k < noise.size(); ++k) noise[k] = ex.noisy[k] - ex.clean[k];
+    double between = 0;
+    for (int hz = 60; hz < 100; hz += 2)
+      between += goertzel_power(noise.data(), noise.size(), hz, 16000) / 20;
+    return 10 * std::log10(goertzel_power(noise.data(), noise.size(), 100, 16000) / between);
+  };
+  std::mt19937_64 rng(21);
+  {
+    TrainingData off(o);  // tone_share 0, the default
+    for (int i = 0; i < 4; ++i) EXPECT_LT(line_db(off.sample(rng)), 10);
+  }
+  o.mix.tone_share = 1;
+  TrainingData data(o);
+  for (int i = 0; i < 8; ++i) {
+    const Example ex = data.sample(rng);
+    EXPECT_NEAR(snr_db(ex), 3.0, 0.1);
+    // The tone holds half the noise's power and its fundamental at least 4 % of the tone's;
+    // white noise puts 1/8000 of its power in each 1 Hz bin.
+    EXPECT_GT(line_db(ex), 15);
+  }
+  o.mix.tone_max_hz = 8000;
+  EXPECT_THROW(TrainingData{o}, Error);
+  o.mix.tone_max_hz = 100;
+  o.mix.tone_share = 1.5;
+  EXPECT_THROW(TrainingData{o}, Error);
+}
+
 TEST(DatasetSample, BabbleIsOtherSpeechAtTheSnrAndFallsBackWithOneFile) {
   TempDir tmp;
   // The noise file is a 5 kHz tone: babble must be made of the speech files, never of it.
@@ -903,6 +945,35 @@ TEST(GeneratedNoise, SpectraHaveTheirShapes) {
   EXPECT_GT(best - band_density_db(band, rate, 20, std::max(best_hz / 4, 40.0)), 10.0);
 }
 
+TEST(GeneratedNoise, TonesAreUnitRmsLinesOnTheirFundamental) {
+  const int rate = 16000;
+  int bare = 0;
+  for (int draw = 0; draw < 12; ++draw) {
+    const double f0 = 40.0 * std::pow(10.0, draw / 12.0);  // 40-330 Hz
+    std::mt19937_64 rng(draw), again(draw);
+    const auto x = generate_tone(rate, rate, f0, rng);
+    ASSERT_EQ(x.size(), static_cast<size_t>(rate));
+    EXPECT_NEAR(std::sqrt(energy(x) / x.size()), 1.0, 0.02) << f0;
+    EXPECT_EQ(generate_tone(rate, rate, f0, again), x);
+    std::vector<float> w(x.size());  // Hann-windowed: no leakage between the lines
+    for (size_t i = 0; i < x.size(); ++i)
+      w[i] = static_cast<float>(x[i] * (0.5 - 0.5 * std::cos(2 * M_PI * i / x.size())));
+    const double line = goertzel_power(w.data(), w.size(), f0, rate);
+    const double between = goertzel_power(w.data(), w.size(), 1.5 * f0, rate);
+    EXPECT_GT(10 * std::log10(line / between), 30.0) << f0;
+    // Nothing from 2 kHz up; a bare sine has nothing at its second harmonic either (a series'
+    // second harmonic holds at least (0.4 x 0.3)^2 of the fundamental's power).
+    EXPECT_LT(energy_above_db(x, 2050, rate), -40) << f0;
+    if (goertzel_power(w.data(), w.size(), 2 * f0, rate) < 1e-4 * line) ++bare;
+  }
+  EXPECT_GT(bare, 0);
+  EXPECT_LT(bare, 12);
+  std::mt19937_64 rng(1);
+  EXPECT_TRUE(generate_tone(0, rate, 100, rng).empty());
+  EXPECT_THROW(generate_tone(100, rate, 0, rng), Error);
+  EXPECT_THROW(generate_tone(100, rate, 7300, rng), Error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tiny dataset writer, JSON
 
@@ -981,6 +1052,10 @@ TEST(DatasetJson, MixOptionsRoundTripAndStrictReading) {
   EXPECT_THROW(fraction.get<MixOptions>(), Error);
   m.babble_max_talkers = 11;
   EXPECT_EQ(nlohmann::json(m).get<MixOptions>().babble_max_talkers, 11);
+  m.tone_share = 0.25;
+  m.tone_max_hz = 300;
+  EXPECT_EQ(nlohmann::json(m).get<MixOptions>().tone_share, 0.25);
+  EXPECT_EQ(nlohmann::json(m).get<MixOptions>().tone_max_hz, 300);
 
   DataSummary s;
   s.train_pairs = 5;

@@ -101,7 +101,7 @@ static int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("denoise ") + DENOISE_VERSION);
 
   denoise::TrainOptions opt;
-  std::string config;
+  std::vector<std::string> configs;
   bool quiet = false;
   std::string val_pesq = "on";
   app.add_option("--data", opt.data.data_dirs,
@@ -162,9 +162,11 @@ static int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--val-every", opt.val_every_steps, "Validate every N steps [default: each epoch]")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  app.add_option("--config", config,
+  app.add_option("--config", configs,
                  "JSON file with sections front_end, model, loss, mix, train (partial is fine); "
-                 "flags given on the command line override it")
+                 "may be given again, each over the ones before; flags given on the command "
+                 "line override them")
+      ->allow_extra_args(false)  // one file per --config, as the early read above takes them
       ->check(CLI::ExistingFile);
   app.add_flag("-q,--quiet", quiet, "No progress bar or notices, only errors and the summary");
   // Several processes (README "Training on several machines"): read from the launcher's variables.

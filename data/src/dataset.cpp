@@ -419,6 +419,15 @@ struct TrainingData::Impl {
                  options.sample_rate_hz);
         if (detail::rms(low) > 0.1 * detail::rms(noise)) noise = std::move(low);
       }
+      if (mix.tone_share > 0 && detail::uniform01(rng) < mix.tone_share) {
+        const Timed timed(profile.noise);
+        const double hz =
+            mix.tone_min_hz * std::pow(mix.tone_max_hz / mix.tone_min_hz, detail::uniform01(rng));
+        const double level_db = detail::uniform(rng, mix.tone_min_db, mix.tone_max_db);
+        const auto tone = generate_tone(n, options.sample_rate_hz, hz, rng);
+        const auto g = static_cast<float>(detail::rms(noise) * db_to_gain(level_db));
+        for (int64_t i = 0; i < n; ++i) noise[i] += g * tone[i];
+      }
       if (detail::uniform01(rng) < mix.reverb_share) {
         const Timed timed(profile.reverb);
         reverberate(crop.clean, detail::uniform(rng, mix.rt60_min_s, mix.rt60_max_s),
@@ -577,6 +586,15 @@ void check_options(const DataOptions& o) {
         m.babble_max_talkers <= 64))
     fail("need 1 <= babble_min_talkers <= babble_max_talkers <= 64 (got " +
          std::to_string(m.babble_min_talkers) + ", " + std::to_string(m.babble_max_talkers) + ")");
+  if (!(m.tone_share >= 0 && m.tone_share <= 1))
+    fail("tone_share must be within [0, 1] (got " + std::to_string(m.tone_share) + ")");
+  if (!(m.tone_min_hz >= 20 && m.tone_min_hz <= m.tone_max_hz &&
+        m.tone_max_hz < 0.45 * o.sample_rate_hz))
+    fail("need 20 <= tone_min_hz <= tone_max_hz < 0.45 x the sample rate (got " +
+         std::to_string(m.tone_min_hz) + ", " + std::to_string(m.tone_max_hz) + " Hz)");
+  if (!(m.tone_min_db >= -60 && m.tone_min_db <= m.tone_max_db && m.tone_max_db <= 40))
+    fail("need -60 <= tone_min_db <= tone_max_db <= 40 (got " + std::to_string(m.tone_min_db) +
+         ", " + std::to_string(m.tone_max_db) + ")");
   if (!(m.bandlimit_min_hz >= 500 && m.bandlimit_min_hz <= m.bandlimit_max_hz))
     fail("need 500 <= bandlimit_min_hz <= bandlimit_max_hz (got " +
          std::to_string(m.bandlimit_min_hz) + ", " + std::to_string(m.bandlimit_max_hz) + ")");
@@ -715,7 +733,12 @@ void to_json(nlohmann::json& j, const MixOptions& o) {
                      {"rumble_max_hz", o.rumble_max_hz},
                      {"babble_share", o.babble_share},
                      {"babble_min_talkers", o.babble_min_talkers},
-                     {"babble_max_talkers", o.babble_max_talkers}};
+                     {"babble_max_talkers", o.babble_max_talkers},
+                     {"tone_share", o.tone_share},
+                     {"tone_min_hz", o.tone_min_hz},
+                     {"tone_max_hz", o.tone_max_hz},
+                     {"tone_min_db", o.tone_min_db},
+                     {"tone_max_db", o.tone_max_db}};
 }
 
 void from_json(const nlohmann::json& j, MixOptions& o) {
@@ -744,6 +767,11 @@ void from_json(const nlohmann::json& j, MixOptions& o) {
   r.rumble_min_hz = get("rumble_min_hz");
   r.rumble_max_hz = get("rumble_max_hz");
   r.babble_share = get("babble_share");
+  r.tone_share = get("tone_share");
+  r.tone_min_hz = get("tone_min_hz");
+  r.tone_max_hz = get("tone_max_hz");
+  r.tone_min_db = get("tone_min_db");
+  r.tone_max_db = get("tone_max_db");
   for (const auto& [key, field] :
        {std::pair<const char*, int*>{"babble_min_talkers", &r.babble_min_talkers},
         {"babble_max_talkers", &r.babble_max_talkers}}) {

@@ -49,6 +49,26 @@ void brown(std::vector<float>& x, int rate_hz, std::mt19937_64& rng) {
   for (auto& v : x) v -= mean;
 }
 
+// A harmonic series on `fundamental_hz` up to `top_hz`, `n` samples: harmonic k at amplitude
+// decay^(k-1) times a random 0.3-1, each at a random phase. `power` gets its mean power.
+std::vector<double> harmonic_series(int64_t n, int rate_hz, double fundamental_hz, double decay,
+                                    double top_hz, std::mt19937_64& rng, double& power) {
+  std::vector<double> amplitude, step, phase;
+  double a = 1;
+  for (int k = 1; k * fundamental_hz <= top_hz; ++k, a *= decay) {
+    amplitude.push_back(a * detail::uniform(rng, 0.3, 1.0));
+    step.push_back(2 * kPi * k * fundamental_hz / rate_hz);
+    phase.push_back(detail::uniform(rng, 0, 2 * kPi));
+  }
+  std::vector<double> x(n, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (size_t k = 0; k < amplitude.size(); ++k)
+      x[i] += amplitude[k] * std::sin(step[k] * static_cast<double>(i) + phase[k]);
+  power = 0;
+  for (double v : amplitude) power += 0.5 * v * v;
+  return x;
+}
+
 // Mains hum: 50 or 60 Hz (slightly off, as real grids are) with harmonics up to 1 kHz whose
 // amplitudes fall off at a random rate, plus a little white noise (-26 dB) so it is never a pure
 // line spectrum.
@@ -58,24 +78,12 @@ void hum(std::vector<float>& x, int rate_hz, std::mt19937_64& rng) {
       (detail::uniform01(rng) < 0.5 ? 50.0 : 60.0) + detail::uniform(rng, -0.2, 0.2);
   const double decay = detail::uniform(rng, 0.55, 0.9);
   const double top = std::min(1000.0, 0.45 * rate_hz);
-  std::vector<double> amplitude, step, phase;
-  double a = 1;
-  for (int k = 1; k * mains <= top; ++k, a *= decay) {
-    amplitude.push_back(a * detail::uniform(rng, 0.3, 1.0));
-    step.push_back(2 * kPi * k * mains / rate_hz);
-    phase.push_back(detail::uniform(rng, 0, 2 * kPi));
-  }
+  double power = 0;
+  const std::vector<double> lines = harmonic_series(n, rate_hz, mains, decay, top, rng, power);
   std::vector<float> white(n);
   detail::fill_gaussian(white.data(), n, rng);
-  double energy = 0;
-  for (double v : amplitude) energy += 0.5 * v * v;
-  const double noise_rms = 0.05 * std::sqrt(energy);
-  for (int64_t i = 0; i < n; ++i) {
-    double v = 0;
-    for (size_t k = 0; k < amplitude.size(); ++k)
-      v += amplitude[k] * std::sin(step[k] * static_cast<double>(i) + phase[k]);
-    x[i] = static_cast<float>(v + noise_rms * white[i]);
-  }
+  const double noise_rms = 0.05 * std::sqrt(power);
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(lines[i] + noise_rms * white[i]);
 }
 
 // Band-limited noise: white noise through two identical RBJ band-pass biquads (Audio EQ Cookbook,
@@ -110,6 +118,29 @@ void band(std::vector<float>& x, int rate_hz, std::mt19937_64& rng) {
 
 std::vector<std::string> generated_noise_kinds() {
   return {"white", "pink", "brown", "hum", "band"};
+}
+
+std::vector<float> generate_tone(int64_t samples, int rate_hz, double fundamental_hz,
+                                 std::mt19937_64& rng) {
+  if (samples < 0)
+    throw Error("generate_tone: samples must be >= 0 (got " + std::to_string(samples) + ")");
+  if (!(fundamental_hz > 0 && fundamental_hz < 0.45 * rate_hz))
+    throw Error("generate_tone: the fundamental must be within (0, " +
+                std::to_string(0.45 * rate_hz) + ") Hz (got " + std::to_string(fundamental_hz) +
+                ")");
+  // A third are a bare sine (a test tone, a whistle); the rest a series of up to 12 harmonics
+  // below 2 kHz falling off at a random rate (hum, transformer whine, motors, power supplies).
+  const bool bare = detail::uniform01(rng) < 1.0 / 3.0;
+  const double decay = detail::uniform(rng, 0.4, 0.9);
+  const double top =
+      bare ? fundamental_hz : std::min({2000.0, 12.5 * fundamental_hz, 0.45 * rate_hz});
+  double power = 0;
+  const std::vector<double> series =
+      harmonic_series(samples, rate_hz, fundamental_hz, decay, top, rng, power);
+  const double g = 1.0 / std::sqrt(power);
+  std::vector<float> x(samples);
+  for (int64_t i = 0; i < samples; ++i) x[i] = static_cast<float>(g * series[i]);
+  return x;
 }
 
 std::vector<float> generate_noise(const std::string& kind, int64_t samples, int rate_hz,

@@ -176,7 +176,14 @@ nlohmann::json architecture_json(const TrainOptions& o) {
 // What the validation set is drawn from: a resumed run whose validation data differ (a new stage
 // with other mixing) cannot compare its losses with the stored best.
 std::string validation_data_key(const TrainOptions& o) {
-  return dump_json(nlohmann::json{{"mix", o.data.mix},
+  // Tones off draw nothing: their keys stay out, so states written before they existed resume
+  // with their best figure.
+  nlohmann::json mix = o.data.mix;
+  if (o.data.mix.tone_share == 0)
+    for (const char* key :
+         {"tone_share", "tone_min_hz", "tone_max_hz", "tone_min_db", "tone_max_db"})
+      mix.erase(key);
+  return dump_json(nlohmann::json{{"mix", mix},
                                   {"val_fraction", o.data.val_fraction},
                                   {"val_crop_seconds", o.data.val_crop_seconds},
                                   {"max_val_examples", o.data.max_val_examples},
@@ -506,7 +513,8 @@ TrainResult train(const TrainOptions& options_in,
   int64_t n_parameters = 0;
   for (const auto& p : net->parameters()) n_parameters += p.numel();
   message(format("model: %.0f trainable parameters (%.0f KiB as float32)",
-                 static_cast<double>(n_parameters), 4.0 * static_cast<double>(n_parameters) / 1024));
+                 static_cast<double>(n_parameters),
+                 4.0 * static_cast<double>(n_parameters) / 1024));
 
   const int64_t crop = data.crop_samples();
   // Of all ranks: an epoch takes fewer steps in a larger job.

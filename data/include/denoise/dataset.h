@@ -75,6 +75,17 @@ struct MixOptions {
   double babble_share = 0.2;
   int babble_min_talkers = 3;
   int babble_max_talkers = 8;
+  // Tones: share of mixed examples whose noise (drawn as above) gets a steady tone on top -- a
+  // bare sine or a harmonic series (generate_tone) on a fundamental log-uniform in
+  // [tone_min_hz, tone_max_hz], at tone_min_db..tone_max_db relative to that noise's RMS --
+  // before the SNR is set: mains hum, transformers, fans and power supplies over room noise.
+  // Training that draws one noise per example shows hum only alone, and a model trained so
+  // lets a tone over broadband noise pass. 0 (off) keeps older recipes' examples.
+  double tone_share = 0;
+  double tone_min_hz = 40;
+  double tone_max_hz = 400;
+  double tone_min_db = -10;
+  double tone_max_db = 6;
 };
 void to_json(nlohmann::json& j, const MixOptions& o);
 void from_json(const nlohmann::json& j, MixOptions& o);  // strict
@@ -204,6 +215,11 @@ class BatchLoader {
 std::vector<float> generate_noise(const std::string& kind, int64_t samples, int rate_hz,
                                   std::mt19937_64& rng);
 std::vector<std::string> generated_noise_kinds();
+// A steady tone at `rate_hz`, unit RMS: a bare sine on `fundamental_hz` (a third of draws) or a
+// series of up to 12 harmonics below 2 kHz falling off at a random rate. Throws
+// denoise::Error unless 0 < fundamental_hz < 0.45 * rate_hz.
+std::vector<float> generate_tone(int64_t samples, int rate_hz, double fundamental_hz,
+                                 std::mt19937_64& rng);
 
 // Pairing without training: the noisy/clean pairs of one folder in any layout `data_dirs` takes
 // (the trainer's own discovery), for evaluation. No file is opened: checking that the files are
