@@ -9,7 +9,7 @@
 #   STEPS=1000 (default) THREADS=1 (each) SHARED_DIR=../shared BUILD_DIR=build
 #
 # Each run stops at STEPS with its resume state saved (OUT_DIR/RECIPE.resume.pt), so the winner
-# can go on with `train ... --config models/recipes/RECIPE.json --resume` (scripts/train_next.sh).
+# can go on with `train ... --config models/recipes/RECIPE.json --resume` (as scripts/train_default.sh does).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"

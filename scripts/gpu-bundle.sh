@@ -127,7 +127,7 @@ nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits
   >"$here/gpu.csv" 2>/dev/null &
 smi=$!
 trap 'kill $smi 2>/dev/null || true' EXIT
-"$build/bin/train" -q --device cuda --config "$here/src/models/pretrained/default.stage3.json" \
+"$build/bin/train" -q --device cuda --config "$here/src/models/recipes/banded_gru.json" \
   --val-every 100000 -o "$here/gpu-run.dnz" "${args[@]}" | tee "$here/train.txt"
 kill $smi 2>/dev/null || true
 awk -F', ' 'NF == 2 {n++; busy += $1; if ($2 > mem) mem = $2}
