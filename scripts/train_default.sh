@@ -14,7 +14,8 @@
 # OUT_DIR defaults to models/pretrained, which holds the shipped run's resume state: there it
 # needs RESUME=1 (and then only re-scores the finished model).
 #
-# About 2 h 50 min on the 2-core development machine (110 s of audio per second). Files in
+# About 3 h 30 min on the 2-core development machine (110 s of audio per second in stages 1 and
+# 2, about 60 in stages 3 and 4, on a busier machine). Files in
 # OUT_DIR: default.dnz (the best model by validation loss since the last change of the
 # validation data), default.log.jsonl, default.curves.png, default.resume.pt (weights, optimizer
 # and step of the latest), default.stage (the data stage and the step reached), and, when the
