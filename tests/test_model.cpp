@@ -3,11 +3,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include <unistd.h>
 
 #include "denoise/audio_io.h"
 #include "denoise/checkpoint.h"
@@ -754,5 +758,142 @@ TEST(UNet, PolyphaseUpsampleEqualsTransposedConvolution) {
               << "gradient " << i << ", k " << k << " f_in " << f_in;
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch parts
+
+namespace {
+std::vector<float> read_dump(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
+  return v;
+}
+// Which elements of a weight dump the comparison counts: all but the biases of convolutions that a
+// BatchNorm follows. Their true gradient is zero (the normalisation removes them); what they get
+// is rounding noise, which Adam's first step turns into a step of up to the learning rate.
+std::vector<bool> counted_weights(const TrainOptions& o) {
+  UNet net(o.model, o.front_end.n_bins(), o.front_end.sample_rate_hz);
+  const auto named = net->named_parameters();
+  std::vector<bool> counted;
+  for (const auto& p : named) {
+    const std::string& key = p.key();
+    const bool before_norm = key.size() > 5 && key.compare(key.size() - 5, 5, ".bias") == 0 &&
+                             named.contains(key.substr(0, key.size() - 5) + "_norm.weight");
+    counted.insert(counted.end(), static_cast<size_t>(p.value().numel()), !before_norm);
+  }
+  for (const auto& b : net->buffers())
+    if (b.is_floating_point()) counted.insert(counted.end(), static_cast<size_t>(b.numel()), true);
+  return counted;
+}
+double max_difference(const std::vector<float>& a, const std::vector<float>& b,
+                      const std::vector<bool>& counted) {
+  if (a.size() != b.size() || a.size() != counted.size() || a.empty()) return INFINITY;
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (counted[i]) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+// The first step of `o` computed here by hand, the batch split into `parts` row ranges: each
+// part's loss weighted by its share of the batch, its BatchNorm statistics from the same start,
+// their mean kept; then clipping and Adam. Returns the weights as dump_module_weights lays them.
+std::vector<float> first_step_by_hand(const TrainOptions& o, int parts) {
+  DataOptions d = o.data;
+  d.sample_rate_hz = o.front_end.sample_rate_hz;
+  TrainingData data(d);
+  BatchLoader loader(data, o.batch_size, 1, rank_seed(o.data.seed, 0), 0);
+  const Batch batch = loader.next();
+  torch::manual_seed(o.data.seed);
+  const TensorFrontEnd fe(o.front_end);
+  UNet net(o.model, o.front_end.n_bins(), o.front_end.sample_rate_hz);
+  net->train();
+  torch::optim::Adam adam(net->parameters(),
+                          torch::optim::AdamOptions(learning_rate_at(o, 0, o.steps)));
+  auto rows = [&](const std::vector<float>& v) {
+    return torch::from_blob(const_cast<float*>(v.data()), {batch.batch_size, batch.length})
+        .clone();
+  };
+  const torch::Tensor noisy = rows(batch.noisy), clean = rows(batch.clean);
+  const std::vector<torch::Tensor> buffers = net->buffers();
+  std::vector<torch::Tensor> start, sum(buffers.size());
+  for (const auto& b : buffers) start.push_back(b.clone());
+  for (int p = 0; p < parts; ++p) {
+    {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(start[i]);
+    }
+    const int64_t begin = batch.batch_size * p / parts, end = batch.batch_size * (p + 1) / parts;
+    const torch::Tensor x = noisy.narrow(0, begin, end - begin);
+    const torch::Tensor s = clean.narrow(0, begin, end - begin);
+    const NetworkInput in = network_input(fe, x);
+    const torch::Tensor spec = net->mask(in.features).squeeze(1) * in.spec;
+    const LossTerms t =
+        enhancement_loss(spec, fe.analyze(s), fe.synthesize(spec, x.size(1)), s, o.loss);
+    (t.total * (static_cast<double>(end - begin) / batch.batch_size)).backward();
+    for (size_t i = 0; i < buffers.size(); ++i)
+      if (buffers[i].is_floating_point())
+        sum[i] = p == 0 ? buffers[i].detach().clone() : sum[i] + buffers[i].detach();
+  }
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers.size(); ++i)
+      if (buffers[i].is_floating_point()) buffers[i].copy_(sum[i] / static_cast<double>(parts));
+  }
+  torch::nn::utils::clip_grad_norm_(net->parameters(), o.grad_clip_norm);
+  adam.step();
+  const fs::path file = fs::temp_directory_path() / ("by_hand_" + std::to_string(getpid()) + ".f32");
+  dump_module_weights(*net, file.string());
+  std::vector<float> w = read_dump(file);
+  fs::remove(file);
+  return w;
+}
+}  // namespace
+
+// Two batch parts on two threads: the step is the sum of the two halves' gradients (each half
+// normalised by its own BatchNorm statistics), within float rounding (1e-5) of the same step
+// computed by hand; the same seed gives the same weights bit for bit; and the whole batch at once (one part)
+// is a different step, so that the first check can fail.
+TEST(Training, BatchPartsSumTheirHalvesGradients) {
+  TempDir dir;
+  write_tiny_kaggle_dataset(dir / "kaggle", 8, 1.5, 16000, 5);
+  TrainOptions o = tiny_training(dir, dir / "kaggle");
+  o.steps = 1;
+  o.val_every_steps = 1;
+  o.val_pesq = false;
+  o.batch_parts = 2;
+  std::vector<std::vector<float>> runs;
+  for (int run = 0; run < 2; ++run) {
+    const fs::path weights = dir / ("w" + std::to_string(run));
+    fs::create_directories(weights);
+    o.debug_weights_dir = weights;
+    o.out_path = dir / ("m" + std::to_string(run) + ".dnz");
+    const TrainResult r = train(o, quiet, nullptr, false);
+    EXPECT_EQ(r.batch_parts, 2);
+    runs.push_back(read_dump(weights / "rank0.step1.f32"));
+  }
+  ASSERT_FALSE(runs[0].empty());
+  EXPECT_EQ(runs[0], runs[1]) << "the same seed gave other weights";
+  const std::vector<bool> counted = counted_weights(o);
+  const double by_hand = max_difference(runs[0], first_step_by_hand(o, 2), counted);
+  EXPECT_LT(by_hand, 1e-5);
+  const double whole = max_difference(runs[0], first_step_by_hand(o, 1), counted);
+  EXPECT_GT(whole, 1e-4) << "one part gave the same step: the comparison above cannot fail";
+  std::printf("batch parts: %.2g from the step by hand, %.2g from one part\n", by_hand, whole);
+}
+
+// More parts than examples, or parts on CUDA, are refused with one line before any work.
+TEST(Training, BatchPartsOutOfRangeAreRefused) {
+  TempDir dir;
+  TrainOptions o = tiny_training(dir, dir / "none");
+  o.batch_parts = o.batch_size + 1;
+  try {
+    train(o, quiet, nullptr, false);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--batch-parts 5"), std::string::npos) << e.what();
   }
 }

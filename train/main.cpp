@@ -70,12 +70,19 @@ void print_breakdown(const denoise::TrainResult& r) {
   if (b.steps == 0) return;
   const double n = static_cast<double>(b.steps);
   auto ms = [n](double s) { return s * 1e3 / n; };
+  // With batch parts, features to backward are part 0's; the others run beside it.
+  char parts[160] = "";
+  if (r.batch_parts > 1)
+    std::snprintf(parts, sizeof parts,
+                  " (part 1 of %d, on %d threads at once), waiting for the other parts and "
+                  "summing their gradients %.1f",
+                  r.batch_parts, r.batch_parts, ms(b.parts_wait_s));
   std::printf(
       "step breakdown, ms per step: data wait %.1f, to tensors %.1f, STFT+features %.1f, "
-      "forward %.1f, loss %.1f, backward %.1f, all-reduce %.1f, optimizer %.1f; validation and "
+      "forward %.1f, loss %.1f, backward %.1f%s, all-reduce %.1f, optimizer %.1f; validation and "
       "saving %.1f\n",
       ms(b.data_wait_s), ms(b.to_device_s), ms(b.features_s), ms(b.forward_s), ms(b.loss_s),
-      ms(b.backward_s), ms(b.all_reduce_s), ms(b.optimizer_s), ms(b.validation_s));
+      ms(b.backward_s), parts, ms(b.all_reduce_s), ms(b.optimizer_s), ms(b.validation_s));
   const denoise::DataProfile& d = b.data;
   std::printf(
       "loader threads, ms per step (all threads, overlapping the steps): %.1f = reading and "
@@ -133,6 +140,12 @@ static int run(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "CPU threads for LibTorch (0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+  app.add_option("--batch-parts", opt.batch_parts,
+                 "Split each batch into N parts computed at once, each on its own thread with "
+                 "its own copy of the network (CPU; BatchNorm then sees each part's examples, as "
+                 "in a job of N ranks). 0: one part per thread; 1: the whole batch on all threads")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
   app.add_option("--workers", opt.loader_workers, "Data loading threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));

@@ -2,8 +2,14 @@
 
 #include <dlfcn.h>
 
+#include <ATen/Parallel.h>
+
 #include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -76,6 +82,79 @@ torch::Tensor to_tensor(const std::vector<float>& v, int64_t rows, int64_t lengt
       .clone()
       .to(device);
 }
+
+// The threads of a step's batch parts: run(task) calls task(k) on thread k for every part, each
+// thread with its own number of LibTorch threads, and returns when all are done, rethrowing the
+// first part's error. The threads live as long as the run, so that LibTorch's per-thread state
+// is made once.
+class PartThreads {
+ public:
+  PartThreads(int parts, int torch_threads) : errors_(static_cast<size_t>(parts)) {
+    for (int k = 0; k < parts; ++k)
+      threads_.emplace_back([this, k, torch_threads] { loop(k, torch_threads); });
+  }
+  PartThreads(const PartThreads&) = delete;
+  PartThreads& operator=(const PartThreads&) = delete;
+  ~PartThreads() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      quit_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  void run(const std::function<void(int)>& task) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    task_ = &task;
+    pending_ = static_cast<int>(threads_.size());
+    ++generation_;
+    wake_.notify_all();
+    done_.wait(lock, [&] { return pending_ == 0; });
+    task_ = nullptr;
+    for (auto& e : errors_)
+      if (e) {
+        const std::exception_ptr first = e;
+        for (auto& other : errors_) other = nullptr;
+        std::rethrow_exception(first);
+      }
+  }
+
+ private:
+  void loop(int k, int torch_threads) {
+    // This thread's own OpenMP team size (LibTorch's and OpenBLAS's operations read it per
+    // calling thread); set after LibTorch's lazy per-thread set-up, which would overwrite it.
+    at::get_num_threads();
+    at::set_num_threads(torch_threads);
+    int64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* task = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
+        if (quit_) return;
+        seen = generation_;
+        task = task_;
+      }
+      try {
+        (*task)(k);
+      } catch (...) {
+        errors_[static_cast<size_t>(k)] = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::vector<std::exception_ptr> errors_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* task_ = nullptr;
+  int64_t generation_ = 0;
+  int pending_ = 0;
+  bool quit_ = false;
+};
 
 // Forward pass shared by training and validation.
 struct Forward {
@@ -385,7 +464,19 @@ TrainResult train(const TrainOptions& options_in,
   } else if (options.device != "cpu") {
     throw Error("--device must be cpu or cuda, got '" + options.device + "'");
   }
-  if (options.threads > 0) torch::set_num_threads(options.threads);
+  // This thread's LibTorch threads, set explicitly: the part threads below set their own.
+  const int threads = options.threads > 0 ? options.threads : torch::get_num_threads();
+  torch::set_num_threads(threads);
+  if (options.batch_parts < 0) throw Error("--batch-parts must be >= 0");
+  if (options.batch_parts > options.batch_size)
+    throw Error("--batch-parts " + std::to_string(options.batch_parts) +
+                " is more than the examples of a batch (--batch " +
+                std::to_string(options.batch_size) + ")");
+  if (options.batch_parts > 1 && !device.is_cpu())
+    throw Error("--batch-parts is for training on the CPU (on CUDA, give 0 or 1)");
+  const int parts = options.batch_parts > 0
+                        ? options.batch_parts
+                        : (device.is_cpu() ? std::min(threads, options.batch_size) : 1);
 
   const Paths paths = paths_for(options.out_path);
   {
@@ -587,6 +678,7 @@ TrainResult train(const TrainOptions& options_in,
                      {"epochs", static_cast<double>(step) / static_cast<double>(steps_per_epoch)},
                      {"batch_size", options.batch_size},
                      {"ranks", ranks},
+                     {"batch_parts", parts},
                      {"crop_seconds", options.data.crop_seconds},
                      {"learning_rate", options.learning_rate},
                      {"lr_schedule", options.lr_schedule},
@@ -667,6 +759,28 @@ TrainResult train(const TrainOptions& options_in,
   int64_t loss_count = 0, bad_steps = 0;
   auto last_state = std::chrono::steady_clock::now();
   std::vector<torch::Tensor> params = net->parameters();
+  // Batch parts: part 0 on the network itself, part k > 0 on replica k - 1, which starts every
+  // batch from the network's weights and buffers.
+  std::vector<UNet> replicas;
+  std::unique_ptr<PartThreads> part_threads;
+  std::vector<torch::Tensor> float_buffers;
+  for (const auto& buf : net->buffers())
+    if (buf.is_floating_point()) float_buffers.push_back(buf);
+  if (parts > 1) {
+    for (int k = 1; k < parts; ++k) {
+      replicas.emplace_back(options.model, options.front_end.n_bins(),
+                            options.front_end.sample_rate_hz);
+      replicas.back()->to(device);
+      replicas.back()->train();
+    }
+    part_threads = std::make_unique<PartThreads>(parts, std::max(1, threads / parts));
+  }
+  struct PartResult {
+    double loss = 0;
+    bool finite = true;
+    double features_s = 0, forward_s = 0, loss_s = 0, backward_s = 0;
+  };
+  std::vector<PartResult> part_results(static_cast<size_t>(parts));
   bool stop_agreed = false;  // in a job, a stop request ends every rank after the same step
   while (step < total) {
     if ((group ? stop_agreed : stop && stop->load()) ||
@@ -698,21 +812,104 @@ TrainResult train(const TrainOptions& options_in,
       const torch::Tensor noisy = to_tensor(batch.noisy, batch.batch_size, batch.length, device);
       const torch::Tensor clean = to_tensor(batch.clean, batch.batch_size, batch.length, device);
       lap(b.to_device_s);
-      const NetworkInput in = network_input(fe, noisy);
-      lap(b.features_s);
-      const Forward f = run_network(net, fe, in, noisy.size(1));
-      lap(b.forward_s);
-      const LossTerms t = enhancement_loss(f.estimate_spec, fe.analyze(clean), f.estimate_wave,
-                                           clean, options.loss);
-      const double v = t.total.item<double>();
-      lap(b.loss_s);
-      local_loss += v;
-      if (!std::isfinite(v)) {
-        local_finite = false;
-      } else if (local_finite) {
-        t.total.backward();
-        lap(b.backward_s);
+      if (parts == 1) {
+        const NetworkInput in = network_input(fe, noisy);
+        lap(b.features_s);
+        const Forward f = run_network(net, fe, in, noisy.size(1));
+        lap(b.forward_s);
+        const LossTerms t = enhancement_loss(f.estimate_spec, fe.analyze(clean), f.estimate_wave,
+                                             clean, options.loss);
+        const double v = t.total.item<double>();
+        lap(b.loss_s);
+        local_loss += v;
+        if (!std::isfinite(v)) {
+          local_finite = false;
+        } else if (local_finite) {
+          t.total.backward();
+          lap(b.backward_s);
+        }
+        continue;
       }
+      {
+        torch::NoGradGuard no_grad;
+        for (auto& replica : replicas) {
+          const auto to_params = replica->parameters();
+          for (size_t i = 0; i < params.size(); ++i) {
+            to_params[i].copy_(params[i]);
+            if (to_params[i].grad().defined()) to_params[i].mutable_grad().zero_();
+          }
+          const auto from_buffers = net->buffers();
+          const auto to_buffers = replica->buffers();
+          for (size_t i = 0; i < from_buffers.size(); ++i) to_buffers[i].copy_(from_buffers[i]);
+        }
+      }
+      // Part p: rows [B p / parts, B (p + 1) / parts) of the batch. Each part's loss is the mean
+      // over its rows, weighted by its share of the batch: the parts' gradients add up to the
+      // whole batch's.
+      const int64_t rows = noisy.size(0);
+      part_threads->run([&](int part) {
+        PartResult& r = part_results[static_cast<size_t>(part)];
+        r = PartResult{};
+        auto part_lap = [last = Clock::now()](double& into) mutable {
+          const auto t = Clock::now();
+          into += std::chrono::duration<double>(t - last).count();
+          last = t;
+        };
+        UNet& model = part == 0 ? net : replicas[static_cast<size_t>(part - 1)];
+        const int64_t begin = rows * part / parts, end = rows * (part + 1) / parts;
+        const torch::Tensor x = noisy.narrow(0, begin, end - begin);
+        const torch::Tensor s = clean.narrow(0, begin, end - begin);
+        const NetworkInput in = network_input(fe, x);
+        part_lap(r.features_s);
+        const Forward f = run_network(model, fe, in, x.size(1));
+        part_lap(r.forward_s);
+        const LossTerms t =
+            enhancement_loss(f.estimate_spec, fe.analyze(s), f.estimate_wave, s, options.loss);
+        const double share = static_cast<double>(end - begin) / static_cast<double>(rows);
+        const torch::Tensor weighted = t.total * share;
+        r.loss = weighted.item<double>();
+        r.finite = std::isfinite(r.loss);
+        part_lap(r.loss_s);
+        if (r.finite) {
+          weighted.backward();
+          part_lap(r.backward_s);
+        }
+      });
+      const PartResult& first = part_results.front();
+      b.features_s += first.features_s;
+      b.forward_s += first.forward_s;
+      b.loss_s += first.loss_s;
+      b.backward_s += first.backward_s;
+      double v = 0;
+      bool finite = true;
+      for (const auto& r : part_results) {
+        v += r.loss;
+        finite = finite && r.finite;
+      }
+      local_loss += v;
+      local_finite = local_finite && finite;
+      {
+        // In part order, whatever the threads' timing: the same sums every run.
+        torch::NoGradGuard no_grad;
+        for (auto& replica : replicas) {
+          const auto from = replica->parameters();
+          for (size_t i = 0; i < params.size(); ++i) {
+            if (!from[i].grad().defined()) continue;
+            if (params[i].grad().defined())
+              params[i].mutable_grad().add_(from[i].grad());
+            else
+              params[i].mutable_grad() = from[i].grad().clone();
+          }
+          size_t j = 0;
+          for (const auto& buf : replica->buffers())
+            if (buf.is_floating_point()) float_buffers[j++].add_(buf);
+        }
+        for (auto& buf : float_buffers) buf.div_(static_cast<double>(parts));
+      }
+      double busy = 0;
+      lap(busy);
+      b.parts_wait_s +=
+          busy - first.features_s - first.forward_s - first.loss_s - first.backward_s;
     }
     StepAgreement agreed;
     try {
@@ -786,6 +983,8 @@ TrainResult train(const TrainOptions& options_in,
   result.steps = step;
   result.ranks = ranks;
   result.global_batch_size = static_cast<int64_t>(options.batch_size) * ranks;
+  result.batch_parts = parts;
+  result.threads = threads;
   result.best = best;
   result.audio_seconds_per_second =
       trained_steps > 0 ? static_cast<double>(trained_steps) * seconds_per_step / train_seconds : 0;

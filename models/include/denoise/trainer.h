@@ -44,6 +44,14 @@ struct TrainOptions {
   double grad_clip_norm = 5.0;
   std::string device = "cpu";  // "cpu" or "cuda"
   int threads = 0;             // LibTorch intra-op threads; 0: all cores
+  // CPU: each batch is split into this many parts that are computed at the same time, each on
+  // its own thread with its own copy of the network and threads / batch_parts LibTorch threads;
+  // the parts' gradients are summed in a fixed order, so a seed still gives the same weights.
+  // BatchNorm normalises each part by its own examples' statistics, as each rank of a job of
+  // that many ranks does. Small networks keep one core busier this way than when LibTorch
+  // splits every operation across the threads. 0: one part per LibTorch thread (at most one per
+  // example; always 1 on CUDA); 1: the whole batch at once, on all the threads.
+  int batch_parts = 0;
   int loader_workers = 2;
   bool resume = false;
   // A model file whose weights the run starts from (fine-tuning) instead of random ones, with a
@@ -110,6 +118,10 @@ struct StepBreakdown {
   double backward_s = 0;    // gradients
   double all_reduce_s = 0;  // the ranks agreeing on gradients, loss and stop (c10d; ~0 alone)
   double optimizer_s = 0;   // gradient clipping and the Adam step
+  // With batch_parts > 1 the parts run at once and the times above (features to backward) are
+  // those of part 0; this is the rest of the step's parallel section: waiting for the slowest
+  // part, and summing the parts' gradients and BatchNorm statistics.
+  double parts_wait_s = 0;
   double validation_s = 0;  // validations, model and resume-state writes
   DataProfile data;
 };
@@ -125,6 +137,8 @@ struct TrainResult {
   std::string blas;  // the BLAS library LibTorch's matrix products ran on (blas_description())
   int ranks = 1;     // processes of the job (or simulated ranks)
   int64_t global_batch_size = 0;  // examples per step over all ranks
+  int batch_parts = 1;            // parts each batch was split into (TrainOptions::batch_parts)
+  int threads = 1;                // LibTorch threads of this process
   bool interrupted = false;       // ended early by `stop` (in a job: of any rank)
   std::string model_path, log_path, resume_path;
 };
