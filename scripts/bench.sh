@@ -257,43 +257,60 @@ if [ "${BENCH_BASELINE:-1}" != 0 ]; then
   [ -x "$baseline_dir/build/bin/train" ] && baseline_train="$baseline_dir/build/bin/train"
 fi
 reference_blas="/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack"
-# The training figure uses the recipe of the U-Net shipped until 2026-12 (models/recipes/
+# Issue 13's figure uses the recipe of the U-Net shipped until 2026-12 (models/recipes/
 # previous_default/stage3.json), on which the baseline commit's figure was measured; the
-# shipped banded_gru recipe is a different network (models/recipes/banded_gru.json).
-train_run() {  # LABEL TRAIN [ENV...]: the reported throughput; the summary in $tmp/train-LABEL.txt
-  local label="$1" bin="$2"
-  shift 2
-  env "$@" "$bin" -q "${train_data[@]}" --seed 1 --threads 2 \
-    --config models/recipes/previous_default/stage3.json --steps "$train_steps" --val-every 100000 \
-    -o "$tmp/train-$label.dnz" >"$tmp/train-$label.txt"
+# shipped banded_gru recipe (models/recipes/banded_gru.json) follows it.
+train_run() {  # LABEL TRAIN CONFIG [ARG...] [-- ENV...]: the reported throughput; summary in $tmp/train-LABEL.txt
+  local label="$1" bin="$2" config="$3" args=() envs=()
+  shift 3
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && envs=("$@")
+  env "${envs[@]}" "$bin" -q "${train_data[@]}" --seed 1 --threads 2 --config "$config" "${args[@]}" \
+    --steps "$train_steps" --val-every 100000 -o "$tmp/train-$label.dnz" >"$tmp/train-$label.txt"
   sed -n 's/^trained .* at \([0-9.]*\) s of audio per second.*/\1/p' "$tmp/train-$label.txt"
 }
 median() { tr ',' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$(median <<<"$1")" -v b="$(median <<<"$2")" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "?" }'; }
+val_loss() { python3 -c 'import json,sys; print("%.4f" % json.loads(open(sys.argv[1]).read().splitlines()[-1])["loss"])' "$1"; }
+unet_recipe=models/recipes/previous_default/stage3.json
+shipped_recipe=models/recipes/banded_gru.json
+old_install=(-u OMP_WAIT_POLICY LD_LIBRARY_PATH="$reference_blas")  # how a4657f3's install ran
 declare -A train_rates=()
 for ((round = 1; round <= train_rounds; ++round)); do
-  for label in new old; do
-    if [ "$label" = new ]; then
-      envs=() bin="$train"
-    else
-      [ -n "$baseline_train" ] || continue
-      envs=(-u OMP_WAIT_POLICY LD_LIBRARY_PATH="$reference_blas") bin="$baseline_train"
-    fi
-    rate="$(train_run "$label" "$bin" "${envs[@]}")"
+  for label in new old gru gru-whole gru-old-setup; do
+    case "$label" in
+      new) run=("$train" "$unet_recipe") ;;
+      old) [ -n "$baseline_train" ] || continue; run=("$baseline_train" "$unet_recipe" -- "${old_install[@]}") ;;
+      gru) run=("$train" "$shipped_recipe") ;;
+      gru-whole) run=("$train" "$shipped_recipe" --batch-parts 1) ;;
+      gru-old-setup) run=("$train" "$shipped_recipe" --batch-parts 1 -- "${old_install[@]}") ;;
+    esac
+    rate="$(train_run "$label" "${run[@]}")"
     train_rates[$label]="${train_rates[$label]:-}${train_rates[$label]:+, }$rate"
   done
 done
-val_loss() { python3 -c 'import json,sys; print("%.4f" % json.loads(open(sys.argv[1]).read().splitlines()[-1])["loss"])' "$1"; }
 echo "Training engine, $train_desc, batch 16 x 2 s, 2 threads (s of audio per second, $train_rounds alternating runs of $train_steps steps):"
+echo " the recipe of the U-Net shipped before ($unet_recipe):"
 printf '  this build:                     %s\n' "${train_rates[new]}"
 sed -n 's/^BLAS: /    BLAS: /p; s/^step breakdown, /    step breakdown, /p; s/^loader threads, /    loader threads, /p' "$tmp/train-new.txt"
 if [ -n "$baseline_train" ]; then
   printf '  commit %s, reference BLAS: %s\n' "$baseline_commit" "${train_rates[old]}"
-  new_median="$(median <<<"${train_rates[new]}")"
-  old_median="$(median <<<"${train_rates[old]}")"
-  printf '  speed-up of the medians:        %s x (target >= 4)\n' "$(awk -v a="$new_median" -v b="$old_median" 'BEGIN {printf "%.2f", a / b}')"
+  printf '  speed-up of the medians:        %s x (target >= 4)\n' "$(ratio "${train_rates[new]}" "${train_rates[old]}")"
   printf '  validation loss after %s steps, same seed: this build %s, commit %s %s\n' "$train_steps" \
     "$(val_loss "$tmp/train-new.log.jsonl")" "$baseline_commit" "$(val_loss "$tmp/train-old.log.jsonl")"
 fi
+# The shipped model's recipe: a network commit a4657f3 cannot build, so its old engine is stood
+# in for by this build set up as that commit's install ran (reference BLAS, spinning OpenMP
+# waits, the whole batch on both threads); the engine's other changes since count as nothing.
+echo " the shipped model's recipe ($shipped_recipe):"
+printf '  this build (batch parts):       %s\n' "${train_rates[gru]}"
+sed -n 's/^step breakdown, /    step breakdown, /p' "$tmp/train-gru.txt"
+printf '  --batch-parts 1 (whole batch):  %s (batch parts: x%s)\n' "${train_rates[gru-whole]}" \
+  "$(ratio "${train_rates[gru]}" "${train_rates[gru-whole]}")"
+printf '  --batch-parts 1, reference BLAS, spinning waits: %s (this build: x%s)\n' \
+  "${train_rates[gru-old-setup]}" "$(ratio "${train_rates[gru]}" "${train_rates[gru-old-setup]}")"
+printf '  validation loss after %s steps, same seed: batch parts %s, whole batch %s\n' "$train_steps" \
+  "$(val_loss "$tmp/train-gru.log.jsonl")" "$(val_loss "$tmp/train-gru-whole.log.jsonl")"
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
   gpu="$("$train" -q "${train_data[@]}" --steps 50 --device cuda --val-every 100000 -o "$tmp/gpu.dnz" 2>&1 |
     sed -n 's/^trained .* at \([0-9.]*\) s of audio per second.*/\1/p' || true)"

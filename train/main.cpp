@@ -143,7 +143,8 @@ static int run(int argc, char** argv) {
   app.add_option("--batch-parts", opt.batch_parts,
                  "Split each batch into N parts computed at once, each on its own thread with "
                  "its own copy of the network (CPU; BatchNorm then sees each part's examples, as "
-                 "in a job of N ranks). 0: one part per thread; 1: the whole batch on all threads")
+                 "in a job of N ranks). 0: one part per thread, at least 4 examples each; 1: the "
+                 "whole batch on all threads")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
   app.add_option("--workers", opt.loader_workers, "Data loading threads")

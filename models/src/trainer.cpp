@@ -89,9 +89,12 @@ torch::Tensor to_tensor(const std::vector<float>& v, int64_t rows, int64_t lengt
 // is made once.
 class PartThreads {
  public:
-  PartThreads(int parts, int torch_threads) : errors_(static_cast<size_t>(parts)) {
-    for (int k = 0; k < parts; ++k)
+  // Part k gets threads / parts LibTorch threads, one more for the first threads % parts.
+  PartThreads(int parts, int threads) : errors_(static_cast<size_t>(parts)) {
+    for (int k = 0; k < parts; ++k) {
+      const int torch_threads = std::max(1, threads / parts + (k < threads % parts ? 1 : 0));
       threads_.emplace_back([this, k, torch_threads] { loop(k, torch_threads); });
+    }
   }
   PartThreads(const PartThreads&) = delete;
   PartThreads& operator=(const PartThreads&) = delete;
@@ -474,9 +477,11 @@ TrainResult train(const TrainOptions& options_in,
                 std::to_string(options.batch_size) + ")");
   if (options.batch_parts > 1 && !device.is_cpu())
     throw Error("--batch-parts is for training on the CPU (on CUDA, give 0 or 1)");
-  const int parts = options.batch_parts > 0
-                        ? options.batch_parts
-                        : (device.is_cpu() ? std::min(threads, options.batch_size) : 1);
+  // Automatic: a part per thread, with at least 4 examples in each (BatchNorm's statistics).
+  const int parts =
+      options.batch_parts > 0
+          ? options.batch_parts
+          : (device.is_cpu() ? std::max(1, std::min(threads, options.batch_size / 4)) : 1);
 
   const Paths paths = paths_for(options.out_path);
   {
@@ -773,7 +778,7 @@ TrainResult train(const TrainOptions& options_in,
       replicas.back()->to(device);
       replicas.back()->train();
     }
-    part_threads = std::make_unique<PartThreads>(parts, std::max(1, threads / parts));
+    part_threads = std::make_unique<PartThreads>(parts, threads);
   }
   struct PartResult {
     double loss = 0;

@@ -45,12 +45,12 @@ struct TrainOptions {
   std::string device = "cpu";  // "cpu" or "cuda"
   int threads = 0;             // LibTorch intra-op threads; 0: all cores
   // CPU: each batch is split into this many parts that are computed at the same time, each on
-  // its own thread with its own copy of the network and threads / batch_parts LibTorch threads;
+  // its own thread with its own copy of the network and its share of the LibTorch threads;
   // the parts' gradients are summed in a fixed order, so a seed still gives the same weights.
   // BatchNorm normalises each part by its own examples' statistics, as each rank of a job of
   // that many ranks does. Small networks keep one core busier this way than when LibTorch
-  // splits every operation across the threads. 0: one part per LibTorch thread (at most one per
-  // example; always 1 on CUDA); 1: the whole batch at once, on all the threads.
+  // splits every operation across the threads. 0: one part per LibTorch thread, with at least 4
+  // examples in each (always 1 on CUDA); 1: the whole batch at once, on all the threads.
   int batch_parts = 0;
   int loader_workers = 2;
   bool resume = false;
