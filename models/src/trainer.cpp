@@ -6,17 +6,17 @@
 
 #include <chrono>
 #include <climits>
-#include <condition_variable>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "denoise/error.h"
 #include "denoise/json_text.h"
