@@ -128,6 +128,16 @@ PY
 for r in 16 48; do
   name="applyplugin, model, $r kHz = engine output after the latency"
   apply "$name" "x$r.wav" "unet$r.wav" 0 100 0 || continue
+  # A block that took longer than its duration hands over to the gate, as designed (tested below
+  # with blocks too short for the model); on a busy machine that can happen here too: once more.
+  if grep -q "cannot keep up" ap.out; then
+    echo "# $name: the plugin fell back on a busy machine ($(tr '\n' '|' <ap.out)); once more"
+    apply "$name" "x$r.wav" "unet$r.wav" 0 100 0 || continue
+    if grep -q "cannot keep up" ap.out; then
+      fail "$name" "the plugin fell back to the gate twice: $(tr '\n' '|' <ap.out)"
+      continue
+    fi
+  fi
   L=$(reported_latency "${r}000")
   eval "L$r=$L"
   found=$(find_latency "unet$r.wav" "ref_unet$r.wav")
