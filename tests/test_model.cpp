@@ -855,8 +855,8 @@ std::vector<float> first_step_by_hand(const TrainOptions& o, int parts) {
 
 // Two batch parts on two threads: the step is the sum of the two halves' gradients (each half
 // normalised by its own BatchNorm statistics), within float rounding (1e-5) of the same step
-// computed by hand; the same seed gives the same weights bit for bit; and the whole batch at once (one part)
-// is a different step, so that the first check can fail.
+// computed by hand; the same seed gives the same weights bit for bit; and the whole batch at
+// once (one part) is a different step, so that the first check can fail.
 TEST(Training, BatchPartsSumTheirHalvesGradients) {
   TempDir dir;
   write_tiny_kaggle_dataset(dir / "kaggle", 8, 1.5, 16000, 5);

@@ -767,16 +767,17 @@ TrainResult train(const TrainOptions& options_in,
   // Batch parts: part 0 on the network itself, part k > 0 on replica k - 1, which starts every
   // batch from the network's weights and buffers.
   std::vector<UNet> replicas;
+  std::vector<std::vector<torch::Tensor>> replica_params, replica_buffers;
+  const std::vector<torch::Tensor> net_buffers = net->buffers();
   std::unique_ptr<PartThreads> part_threads;
-  std::vector<torch::Tensor> float_buffers;
-  for (const auto& buf : net->buffers())
-    if (buf.is_floating_point()) float_buffers.push_back(buf);
   if (parts > 1) {
     for (int k = 1; k < parts; ++k) {
       replicas.emplace_back(options.model, options.front_end.n_bins(),
                             options.front_end.sample_rate_hz);
       replicas.back()->to(device);
       replicas.back()->train();
+      replica_params.push_back(replicas.back()->parameters());
+      replica_buffers.push_back(replicas.back()->buffers());
     }
     part_threads = std::make_unique<PartThreads>(parts, threads);
   }
@@ -817,42 +818,22 @@ TrainResult train(const TrainOptions& options_in,
       const torch::Tensor noisy = to_tensor(batch.noisy, batch.batch_size, batch.length, device);
       const torch::Tensor clean = to_tensor(batch.clean, batch.batch_size, batch.length, device);
       lap(b.to_device_s);
-      if (parts == 1) {
-        const NetworkInput in = network_input(fe, noisy);
-        lap(b.features_s);
-        const Forward f = run_network(net, fe, in, noisy.size(1));
-        lap(b.forward_s);
-        const LossTerms t = enhancement_loss(f.estimate_spec, fe.analyze(clean), f.estimate_wave,
-                                             clean, options.loss);
-        const double v = t.total.item<double>();
-        lap(b.loss_s);
-        local_loss += v;
-        if (!std::isfinite(v)) {
-          local_finite = false;
-        } else if (local_finite) {
-          t.total.backward();
-          lap(b.backward_s);
-        }
-        continue;
-      }
       {
         torch::NoGradGuard no_grad;
-        for (auto& replica : replicas) {
-          const auto to_params = replica->parameters();
+        for (size_t r = 0; r < replicas.size(); ++r) {
           for (size_t i = 0; i < params.size(); ++i) {
-            to_params[i].copy_(params[i]);
-            if (to_params[i].grad().defined()) to_params[i].mutable_grad().zero_();
+            replica_params[r][i].copy_(params[i]);
+            if (replica_params[r][i].grad().defined()) replica_params[r][i].mutable_grad().zero_();
           }
-          const auto from_buffers = net->buffers();
-          const auto to_buffers = replica->buffers();
-          for (size_t i = 0; i < from_buffers.size(); ++i) to_buffers[i].copy_(from_buffers[i]);
+          for (size_t i = 0; i < net_buffers.size(); ++i)
+            replica_buffers[r][i].copy_(net_buffers[i]);
         }
       }
       // Part p: rows [B p / parts, B (p + 1) / parts) of the batch. Each part's loss is the mean
       // over its rows, weighted by its share of the batch: the parts' gradients add up to the
       // whole batch's.
       const int64_t rows = noisy.size(0);
-      part_threads->run([&](int part) {
+      auto compute_part = [&](int part) {
         PartResult& r = part_results[static_cast<size_t>(part)];
         r = PartResult{};
         auto part_lap = [last = Clock::now()](double& into) mutable {
@@ -862,16 +843,17 @@ TrainResult train(const TrainOptions& options_in,
         };
         UNet& model = part == 0 ? net : replicas[static_cast<size_t>(part - 1)];
         const int64_t begin = rows * part / parts, end = rows * (part + 1) / parts;
-        const torch::Tensor x = noisy.narrow(0, begin, end - begin);
-        const torch::Tensor s = clean.narrow(0, begin, end - begin);
+        const torch::Tensor x = parts == 1 ? noisy : noisy.narrow(0, begin, end - begin);
+        const torch::Tensor s = parts == 1 ? clean : clean.narrow(0, begin, end - begin);
         const NetworkInput in = network_input(fe, x);
         part_lap(r.features_s);
         const Forward f = run_network(model, fe, in, x.size(1));
         part_lap(r.forward_s);
         const LossTerms t =
             enhancement_loss(f.estimate_spec, fe.analyze(s), f.estimate_wave, s, options.loss);
-        const double share = static_cast<double>(end - begin) / static_cast<double>(rows);
-        const torch::Tensor weighted = t.total * share;
+        const torch::Tensor weighted =
+            parts == 1 ? t.total
+                       : t.total * (static_cast<double>(end - begin) / static_cast<double>(rows));
         r.loss = weighted.item<double>();
         r.finite = std::isfinite(r.loss);
         part_lap(r.loss_s);
@@ -879,7 +861,11 @@ TrainResult train(const TrainOptions& options_in,
           weighted.backward();
           part_lap(r.backward_s);
         }
-      });
+      };
+      if (part_threads)
+        part_threads->run(compute_part);
+      else
+        compute_part(0);
       const PartResult& first = part_results.front();
       b.features_s += first.features_s;
       b.forward_s += first.forward_s;
@@ -893,23 +879,23 @@ TrainResult train(const TrainOptions& options_in,
       }
       local_loss += v;
       local_finite = local_finite && finite;
-      {
+      if (!replicas.empty()) {
         // In part order, whatever the threads' timing: the same sums every run.
         torch::NoGradGuard no_grad;
-        for (auto& replica : replicas) {
-          const auto from = replica->parameters();
+        for (size_t r = 0; r < replicas.size(); ++r) {
           for (size_t i = 0; i < params.size(); ++i) {
-            if (!from[i].grad().defined()) continue;
+            const torch::Tensor& g = replica_params[r][i].grad();
+            if (!g.defined()) continue;
             if (params[i].grad().defined())
-              params[i].mutable_grad().add_(from[i].grad());
+              params[i].mutable_grad().add_(g);
             else
-              params[i].mutable_grad() = from[i].grad().clone();
+              params[i].mutable_grad() = g.clone();
           }
-          size_t j = 0;
-          for (const auto& buf : replica->buffers())
-            if (buf.is_floating_point()) float_buffers[j++].add_(buf);
+          for (size_t i = 0; i < net_buffers.size(); ++i)
+            if (net_buffers[i].is_floating_point()) net_buffers[i].add_(replica_buffers[r][i]);
         }
-        for (auto& buf : float_buffers) buf.div_(static_cast<double>(parts));
+        for (auto& buf : net_buffers)
+          if (buf.is_floating_point()) buf.div_(static_cast<double>(parts));
       }
       double busy = 0;
       lap(busy);
